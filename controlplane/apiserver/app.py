@@ -1,0 +1,310 @@
+"""The HTTP face of the API server: Kubernetes paths, verbs and media types.
+
+Every request is parsed into (resource, namespace, name, subresource), handed
+to the registry, and answered with JSON (or a Table when asked for one). Any
+failure becomes a Kubernetes Status; a bug becomes a 500 Status, never a crash.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from kubeling import errors
+from kubeling.resources import BY_PLURAL, GROUPS, Resource
+
+from . import discovery, watch
+from .registry import Registry
+from .storage import Store
+
+log = logging.getLogger("kubeling.apiserver")
+
+MAX_BODY = 3 * 1024 * 1024
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
+TOKENS_KEY: web.AppKey[frozenset] = web.AppKey("tokens", frozenset)
+
+
+@dataclass
+class Target:
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_path(path: str) -> Target | None:
+    """Map a REST path onto a resource; None when the path names nothing we serve."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api" and parts[1] == "v1":
+        group, rest = "", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis" and GROUPS.get(parts[1]) == parts[2]:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and (group, rest[2]) in BY_PLURAL \
+            and BY_PLURAL[(group, rest[2])].namespaced:
+        namespace, rest = rest[1], rest[2:]
+    res = BY_PLURAL.get((group, rest[0]))
+    if res is None or len(rest) > 3:
+        return None
+    name = rest[1] if len(rest) >= 2 else None
+    sub = rest[2] if len(rest) == 3 else None
+    if sub is not None and sub not in res.subresources and not (res.plural == "namespaces" and sub == "finalize"):
+        return None
+    if res.namespaced and name is not None and namespace is None:
+        return None
+    return Target(res, namespace, name, sub)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+
+
+def _error(exc: errors.ApiError) -> web.Response:
+    return _json(exc.status(), exc.code)
+
+
+async def _read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise errors.bad_request("the request body is empty")
+    ctype = (request.content_type or "application/json").lower()
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            return yaml.load(raw, Loader=_YAML_LOADER)
+        if ctype in ("application/json", "text/plain", "application/octet-stream", ""):
+            return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise errors.bad_request(f"error decoding the request body: {exc}".splitlines()[0])
+    if ctype == "application/vnd.kubernetes.protobuf":
+        raise errors.unsupported_media_type(ctype)
+    raise errors.unsupported_media_type(ctype)
+
+
+def _wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _table(res: Resource, items: list[dict[str, Any]], request: web.Request,
+           list_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    from kubeling.printers import to_table
+    include = request.query.get("includeObject", "Metadata")
+    return to_table(res, items, list_meta=list_meta, include_object=include)
+
+
+def _bool_query(request: web.Request, key: str) -> bool:
+    return request.query.get(key, "").lower() in ("1", "true", "yes")
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise errors.bad_request(f'Invalid dry run value: "{v}": supported values: "All"')
+    return bool(values)
+
+
+class ApiHandlers:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def resource(self, request: web.Request) -> web.StreamResponse:
+        target = parse_path(request.path)
+        if target is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource",
+                                  {"causes": [{"reason": "UnexpectedServerResponse",
+                                               "message": f"404 page not found: {request.path}"}]})
+        method = request.method
+        res, ns, name, sub = target.resource, target.namespace, target.name, target.subresource
+        if name is None:
+            if method == "GET":
+                return await self._list_or_watch(request, target)
+            if method == "POST":
+                if res.namespaced and ns is None:
+                    raise errors.method_not_allowed(f"POST is not allowed on {request.path}")
+                obj = await self.registry.create(res, ns, await _read_body(request), dry_run=_dry_run(request))
+                return _json(obj, 201)
+            if method == "DELETE":
+                opts = await self._delete_options(request)
+                listed = await self.registry.delete_collection(
+                    res, ns, request.query.get("labelSelector", ""), request.query.get("fieldSelector", ""), opts)
+                return _json(listed)
+            raise errors.method_not_allowed(f"{method} is not allowed on a collection")
+        if sub == "binding":
+            if method != "POST":
+                raise errors.method_not_allowed("binding only accepts POST")
+            return _json(await self.registry.bind(res, ns or "", name, await _read_body(request)), 201)
+        if sub == "log":
+            raise errors.ApiError(503, "ServiceUnavailable", "container logs are served by the node agent, "
+                                  "which is not available")
+        if sub not in (None, "status", "finalize"):
+            raise errors.method_not_allowed(f"{method} is not supported on {sub}")
+        if method == "GET":
+            obj = await self.registry.get(res, ns, name)
+            if _wants_table(request):
+                return _json(_table(res, [obj], request))
+            return _json(obj)
+        if method == "PUT":
+            obj, created = await self.registry.update(
+                res, ns, name, await _read_body(request), subresource=sub, dry_run=_dry_run(request))
+            return _json(obj, 201 if created else 200)
+        if method == "PATCH":
+            raw = await request.read()
+            obj, created = await self.registry.patch(
+                res, ns, name, request.headers.get("Content-Type", ""), raw, subresource=sub,
+                dry_run=_dry_run(request), field_manager=request.query.get("fieldManager"),
+                force=_bool_query(request, "force"))
+            return _json(obj, 201 if created else 200)
+        if method == "DELETE":
+            if sub is not None:
+                raise errors.method_not_allowed(f"DELETE is not supported on {sub}")
+            obj, removed = await self.registry.delete(res, ns, name, await self._delete_options(request),
+                                                     dry_run=_dry_run(request))
+            if res.plural in ("pods",) or not removed:
+                return _json(obj, 200)
+            meta = obj.get("metadata") or {}
+            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "details": {"name": name, "group": res.group, "kind": res.plural,
+                                      "uid": meta.get("uid")}})
+        raise errors.method_not_allowed(f"{method} is not allowed")
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        raw = await request.read()
+        if raw.strip():
+            body = await _read_body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+            opts = body
+        grace = request.query.get("gracePeriodSeconds")
+        if grace is not None:
+            try:
+                opts["gracePeriodSeconds"] = int(grace)
+            except ValueError:
+                raise errors.bad_request(f"invalid gracePeriodSeconds: {grace!r}")
+        return opts
+
+    async def _list_or_watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        res, ns = target.resource, target.namespace
+        q = request.query
+        label_sel, field_sel = q.get("labelSelector", ""), q.get("fieldSelector", "")
+        if _bool_query(request, "watch"):
+            match = self.registry.matcher(res, label_sel, field_sel)
+            try:
+                timeout = float(q.get("timeoutSeconds") or 1800)
+            except ValueError:
+                raise errors.bad_request("invalid timeoutSeconds")
+            rv = q.get("resourceVersion", "")
+            if rv not in ("", "0") and not rv.isdigit():
+                raise errors.bad_request(f"invalid resourceVersion: {rv!r}")
+            stream = watch.events(self.registry.store, res, res.key_prefix(ns), rv, match)
+            if _wants_table(request):
+                def transform(obj: dict[str, Any]) -> dict[str, Any]:
+                    return _table(res, [obj], request, {"resourceVersion": obj["metadata"]["resourceVersion"]})
+            else:
+                def transform(obj: dict[str, Any]) -> dict[str, Any]:
+                    return obj
+            return await watch.serve(request, stream, res, timeout, transform)
+        listed = await self.registry.list(res, ns, label_sel, field_sel)
+        if _wants_table(request):
+            return _json(_table(res, listed["items"], request, listed["metadata"]))
+        return _json(listed)
+
+
+def _auth_middleware(tokens: frozenset[str]):
+    @web.middleware
+    async def auth(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if tokens and request.path not in PUBLIC_PATHS:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or header[7:].strip() not in tokens:
+                return _error(errors.unauthorized())
+        return await handler(request)
+    return auth
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return _error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(errors.ApiError(413, "RequestEntityTooLarge", "request entity too large"))
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug must answer a Status, not kill the server
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _error(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+
+def build_app(store: Store, tokens: frozenset[str] = frozenset()) -> web.Application:
+    app = web.Application(middlewares=[_errors_middleware, _auth_middleware(tokens)],
+                          client_max_size=MAX_BODY)
+    registry = Registry(store)
+    app[STORE_KEY] = store
+    app[REGISTRY_KEY] = registry
+    app[TOKENS_KEY] = tokens
+    handlers = ApiHandlers(registry)
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def version(_: web.Request) -> web.Response:
+        return _json(discovery.version_info())
+
+    async def api(_: web.Request) -> web.Response:
+        return _json(discovery.api_versions())
+
+    async def apis(_: web.Request) -> web.Response:
+        return _json(discovery.api_group_list())
+
+    async def group_or_version(request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts == ["api", "v1"]:
+            return _json(discovery.resource_list("", "v1"))
+        if len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.api_group(parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.resource_list(parts[1], parts[2])
+        else:
+            return await handlers.resource(request)
+        if doc is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        return _json(doc)
+
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(path, ok)
+    app.router.add_get("/version", version)
+    app.router.add_get("/api", api)
+    app.router.add_get("/apis", apis)
+    app.router.add_route("*", "/{tail:.*}", group_or_version)
+
+    async def on_startup(_: web.Application) -> None:
+        await store.connect()
+        ns_res = BY_PLURAL[("", "namespaces")]
+        for ns in DEFAULT_NAMESPACES:
+            try:
+                await registry.create(ns_res, None, {"metadata": {"name": ns}})
+            except errors.ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+
+    async def on_cleanup(_: web.Application) -> None:
+        await store.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,479 @@
+"""Generic REST storage: create/get/list/update/patch/delete for every resource.
+
+The registry turns API verbs into etcd transactions, running defaulting,
+validation and the per-resource strategy in between. Nothing reaches etcd that
+did not pass validation; every write is conditioned on the revision it read.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kubeling import errors
+from kubeling.defaulting import apply_defaults
+from kubeling.patch import PatchError, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
+from kubeling.patch.server_side_apply import apply_patch as server_side_apply
+from kubeling.resources import Resource, for_kind
+from kubeling.selectors import (check_field_selector, object_fields, parse_field_selector,
+                                parse_label_selector)
+from kubeling.validation import validate
+
+from . import allocator, objectmeta, strategies
+from .storage import ClaimTaken, KeyExists, KeyMissing, RevisionMismatch, Store
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+json": "apply",
+}
+
+# Kubernetes lets these be created by a PUT (kubelet's lease, endpoints controllers).
+CREATE_ON_UPDATE = {"endpoints", "leases", "events"}
+PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+
+def _kind_list(resource: Resource) -> str:
+    return resource.kind + "List"
+
+
+def _now_plus(seconds: int) -> str:
+    return objectmeta.rfc3339(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds))
+
+
+def _as_int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ---- reads -------------------------------------------------------------
+
+    async def get(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
+        obj = await self.store.get(res.key(ns, name))
+        if obj is None:
+            raise errors.not_found(res.plural, name, res.group)
+        return obj
+
+    async def list(self, res: Resource, ns: str | None, label_selector: str = "",
+                   field_selector: str = "") -> dict[str, Any]:
+        match = self.matcher(res, label_selector, field_selector)
+        items, rev = await self.store.list(res.key_prefix(ns))
+        items = [i for i in items if match(i)]
+        for i in items:
+            i.setdefault("kind", res.kind)
+            i.setdefault("apiVersion", res.api_version)
+        return {"kind": _kind_list(res), "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": str(rev)}, "items": items}
+
+    @staticmethod
+    def matcher(res: Resource, label_selector: str, field_selector: str
+                ) -> Callable[[dict[str, Any]], bool]:
+        try:
+            labels = parse_label_selector(label_selector or "")
+        except ValueError as exc:
+            raise errors.bad_request(f"unable to parse requirement: {exc}")
+        try:
+            fields = parse_field_selector(field_selector or "")
+            check_field_selector(res, fields)
+        except ValueError as exc:
+            raise errors.bad_request(str(exc))
+
+        def match(obj: dict[str, Any]) -> bool:
+            meta = obj.get("metadata") or {}
+            return labels.matches(meta.get("labels") or {}) and fields.matches(object_fields(res, obj))
+        return match
+
+    # ---- admission ---------------------------------------------------------
+
+    def _check_body(self, res: Resource, ns: str | None, body: Any, name: str | None = None) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.bad_request(f"the body of the request must be a {res.kind} object")
+        kind = body.get("kind")
+        if kind not in (None, "", res.kind):
+            raise errors.bad_request(
+                f"the kind of the provided object ({kind}) does not match the resource ({res.kind})")
+        api_version = body.get("apiVersion")
+        if api_version not in (None, "", res.api_version):
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({res.api_version})")
+        meta = body.get("metadata")
+        if meta is None:
+            meta = body["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise errors.invalid(res.kind, "", [errors.invalid_value("metadata", meta, "must be an object")])
+        if res.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns not in (None, "") and body_ns != ns:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if name is not None:
+            body_name = meta.get("name")
+            if body_name not in (None, "") and body_name != name:
+                raise errors.bad_request(
+                    f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+            meta["name"] = name
+        body["kind"] = res.kind
+        body["apiVersion"] = res.api_version
+        return body
+
+    def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        apply_defaults(res, obj)
+        errs = validate(res, obj, old)
+        if errs:
+            name = (obj.get("metadata") or {}).get("name") or ""
+            raise errors.invalid(res.kind, name if isinstance(name, str) else "", errs, res.group)
+
+    async def _namespace_open(self, res: Resource, ns: str | None, name: str) -> None:
+        if not res.namespaced:
+            return
+        nsobj = await self.store.get(f"/registry/namespaces/{ns}")
+        if nsobj is None:
+            raise errors.not_found("namespaces", ns or "")
+        if (nsobj.get("metadata") or {}).get("deletionTimestamp"):
+            raise errors.ApiError(
+                403, "Forbidden",
+                f'{res.plural} "{name}" is forbidden: unable to create new content in namespace {ns} '
+                f"because it is being terminated",
+                {"name": name, "kind": res.plural})
+
+    # ---- create ------------------------------------------------------------
+
+    async def create(self, res: Resource, ns: str | None, body: Any, *, dry_run: bool = False
+                     ) -> dict[str, Any]:
+        obj = self._check_body(res, ns, body)
+        meta = obj["metadata"]
+        if not meta.get("name") and isinstance(meta.get("generateName"), str) and meta["generateName"]:
+            meta["name"] = objectmeta.generated_name(meta["generateName"])
+        for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "selfLink"):
+            meta.pop(field, None)
+        strategies.for_resource(res).prepare_for_create(obj)
+        self._admit(res, obj, None)
+        await self._namespace_open(res, ns, meta.get("name") or "")
+        meta["uid"] = objectmeta.new_uid()
+        meta["creationTimestamp"] = objectmeta.now()
+        meta["generation"] = 1
+        claims: tuple[str, ...] = ()
+        if res.plural == "services":
+            await self._allocate(obj, None)
+            claims = tuple(sorted(allocator.held_claims(obj)))
+        if dry_run:
+            return obj
+        try:
+            return await self.store.create(res.key(ns, meta["name"]), obj, claims)
+        except KeyExists:
+            raise errors.already_exists(res.plural, meta["name"], res.group)
+        except ClaimTaken as exc:
+            raise errors.invalid(res.kind, meta["name"], [errors.invalid_value(
+                "spec.clusterIPs", exc.claim.rsplit("/", 1)[-1], "provided IP is already allocated")])
+
+    async def _allocate(self, svc: dict[str, Any], old: dict[str, Any] | None) -> None:
+        used_ips = await self.store.claimed(allocator.IP_PREFIX)
+        used_ports = await self.store.claimed(allocator.PORT_PREFIX)
+        if old is not None:
+            mine = allocator.held_claims(old)
+            used_ips -= {c[len(allocator.IP_PREFIX):] for c in mine}
+            used_ports -= {c[len(allocator.PORT_PREFIX):] for c in mine}
+        allocator.assign(svc, used_ips, used_ports, old)
+
+    # ---- updates -----------------------------------------------------------
+
+    async def _write(self, res: Resource, key: str, new: dict[str, Any], old: dict[str, Any],
+                     dry_run: bool) -> dict[str, Any]:
+        """Store `new` over `old` (read at old's resourceVersion), or remove the
+        object when a finished deletion's last finalizer just went."""
+        rev = int(old["metadata"]["resourceVersion"])
+        claims: tuple[str, ...] = ()
+        releases: tuple[str, ...] = ()
+        if res.plural == "services":
+            now_held, was_held = allocator.held_claims(new), allocator.held_claims(old)
+            claims, releases = tuple(sorted(now_held - was_held)), tuple(sorted(was_held - now_held))
+        if dry_run:
+            return new
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") \
+                and _as_int(meta.get("deletionGracePeriodSeconds")) == 0 and self._finalizable(res, new):
+            await self.store.delete(key, rev, tuple(sorted(allocator.held_claims(old))))
+            return new
+        return await self.store.update(key, new, rev, claims, releases)
+
+    @staticmethod
+    def _finalizable(res: Resource, obj: dict[str, Any]) -> bool:
+        if res.plural == "namespaces":
+            return not (obj.get("spec") or {}).get("finalizers")
+        return True
+
+    async def _guaranteed_update(
+        self, res: Resource, ns: str | None, name: str,
+        mutate: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+        *, precondition_rv: str | None = None, dry_run: bool = False,
+        create: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Read, mutate, write conditioned on the read revision; retry on a race
+        unless the caller named the resourceVersion it expects."""
+        key = res.key(ns, name)
+        for _ in range(20):
+            current = await self.store.get(key)
+            if current is None:
+                if create is not None:
+                    try:
+                        return await create(), True
+                    except errors.ApiError as exc:
+                        if exc.reason == "AlreadyExists":
+                            continue
+                        raise
+                raise errors.not_found(res.plural, name, res.group)
+            if precondition_rv and precondition_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(res.plural, name, errors.STALE, res.group)
+            new = await mutate(copy.deepcopy(current))
+            try:
+                return await self._write(res, key, new, current, dry_run), False
+            except RevisionMismatch:
+                if precondition_rv:
+                    raise errors.conflict(res.plural, name, errors.STALE, res.group)
+                continue
+            except KeyMissing:
+                if precondition_rv:
+                    raise errors.not_found(res.plural, name, res.group)
+                continue
+            except ClaimTaken as exc:
+                raise errors.invalid(res.kind, name, [errors.invalid_value(
+                    "spec.ports", exc.claim.rsplit("/", 1)[-1], "provided value is already allocated")])
+        raise errors.conflict(res.plural, name, "too many concurrent writers, try again", res.group)
+
+    def _merge_update(self, res: Resource, subresource: str | None, new: dict[str, Any],
+                      old: dict[str, Any]) -> dict[str, Any]:
+        """Apply what a write to the main resource or to /status may change."""
+        strategy = strategies.for_resource(res)
+        if subresource == "status":
+            new = strategy.prepare_for_status_update(new, old)
+        elif subresource == "finalize":
+            finalizers = (new.get("spec") or {}).get("finalizers") or []
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["finalizers"] = finalizers
+        else:
+            strategy.prepare_for_update(new, old, res)
+        meta, old_meta = new["metadata"], old["metadata"]
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "generation", "namespace", "name"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        if subresource is None and new.get("spec") != old.get("spec"):
+            meta["generation"] = _as_int(old_meta.get("generation"), 1) + 1
+        return new
+
+    async def update(self, res: Resource, ns: str | None, name: str, body: Any, *,
+                     subresource: str | None = None, dry_run: bool = False
+                     ) -> tuple[dict[str, Any], bool]:
+        obj = self._check_body(res, ns, body, name)
+        rv = obj["metadata"].get("resourceVersion") or None
+        if rv is not None and not isinstance(rv, str):
+            raise errors.bad_request("metadata.resourceVersion must be a string")
+
+        async def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            new = self._merge_update(res, subresource, copy.deepcopy(obj), current)
+            self._admit(res, new, current)
+            if res.plural == "services" and subresource is None:
+                await self._allocate(new, current)
+            return new
+
+        create = None
+        if res.plural in CREATE_ON_UPDATE and subresource is None:
+            async def create() -> dict[str, Any]:
+                return await self.create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
+        return await self._guaranteed_update(res, ns, name, mutate, precondition_rv=rv,
+                                             dry_run=dry_run, create=create)
+
+    async def patch(self, res: Resource, ns: str | None, name: str, content_type: str, raw: bytes, *,
+                    subresource: str | None = None, dry_run: bool = False,
+                    field_manager: str | None = None, force: bool = False
+                    ) -> tuple[dict[str, Any], bool]:
+        kind = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
+        if kind is None:
+            raise errors.unsupported_media_type(content_type)
+        patch_doc = _decode_patch(kind, raw)
+        if kind == "apply" and not field_manager:
+            raise errors.bad_request("PATCH, application/apply-patch+yaml requests require fieldManager")
+
+        async def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            patched = _apply(kind, current, patch_doc, res, field_manager or "")
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            patched = self._check_body(res, ns, patched, name)
+            # A patch may carry a resourceVersion precondition of its own.
+            want_rv = (patch_doc.get("metadata") or {}).get("resourceVersion") \
+                if isinstance(patch_doc, dict) and isinstance(patch_doc.get("metadata"), dict) else None
+            if want_rv and want_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(res.plural, name, errors.STALE, res.group)
+            new = self._merge_update(res, subresource, patched, current)
+            self._admit(res, new, current)
+            if res.plural == "services" and subresource is None:
+                await self._allocate(new, current)
+            return new
+
+        create = None
+        if kind == "apply" and subresource is None:
+            async def create() -> dict[str, Any]:
+                obj = _apply(kind, None, patch_doc, res, field_manager or "")
+                return await self.create(res, ns, self._check_body(res, ns, obj, name), dry_run=dry_run)
+        return await self._guaranteed_update(res, ns, name, mutate, dry_run=dry_run, create=create)
+
+    # ---- delete ------------------------------------------------------------
+
+    async def delete(self, res: Resource, ns: str | None, name: str,
+                     options: dict[str, Any] | None = None, *, dry_run: bool = False
+                     ) -> tuple[dict[str, Any], bool]:
+        """Returns (object, removed): removed is False while a grace period or
+        finalizers keep the object."""
+        options = options or {}
+        if res.plural == "namespaces" and name in PROTECTED_NAMESPACES:
+            raise errors.ApiError(403, "Forbidden",
+                                  f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                  {"name": name, "kind": "namespaces"})
+        requested = options.get("gracePeriodSeconds")
+        if requested is not None and not isinstance(requested, int):
+            raise errors.bad_request("gracePeriodSeconds must be an integer")
+        pre = options.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise errors.bad_request("preconditions must be an object")
+        key = res.key(ns, name)
+        strategy = strategies.for_resource(res)
+        for _ in range(20):
+            current = await self.store.get(key)
+            if current is None:
+                raise errors.not_found(res.plural, name, res.group)
+            meta = current["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise errors.conflict(res.plural, name,
+                                      f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                      f"UID in object meta: {meta.get('uid')}", res.group)
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise errors.conflict(res.plural, name,
+                                      f"Precondition failed: ResourceVersion in precondition: "
+                                      f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                                      f"{meta.get('resourceVersion')}", res.group)
+            grace = strategy.grace_period(current, requested)
+            rev = int(meta["resourceVersion"])
+            hold = bool(meta.get("finalizers")) or grace > 0 or not self._finalizable(res, current)
+            if not hold:
+                if dry_run:
+                    return current, True
+                try:
+                    await self.store.delete(key, rev, tuple(sorted(allocator.held_claims(current)))
+                                            if res.plural == "services" else ())
+                except (RevisionMismatch, KeyMissing):
+                    continue
+                return current, True
+            new = copy.deepcopy(current)
+            nmeta = new["metadata"]
+            old_grace = nmeta.get("deletionGracePeriodSeconds")
+            if nmeta.get("deletionTimestamp") and isinstance(old_grace, int) and old_grace <= grace:
+                return current, False  # a later delete may only shorten the grace period
+            nmeta["deletionTimestamp"] = _now_plus(grace)
+            nmeta["deletionGracePeriodSeconds"] = grace
+            if res.plural == "namespaces":
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if dry_run:
+                return new, False
+            try:
+                return await self._write(res, key, new, current, False), False
+            except (RevisionMismatch, KeyMissing):
+                continue
+        raise errors.conflict(res.plural, name, "too many concurrent writers, try again", res.group)
+
+    async def delete_collection(self, res: Resource, ns: str | None, label_selector: str,
+                                field_selector: str, options: dict[str, Any] | None = None
+                                ) -> dict[str, Any]:
+        listed = await self.list(res, ns, label_selector, field_selector)
+        for item in listed["items"]:
+            meta = item["metadata"]
+            try:
+                await self.delete(res, meta.get("namespace"), meta["name"], options)
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return listed
+
+    # ---- pods/binding ------------------------------------------------------
+
+    async def bind(self, res: Resource, ns: str, name: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a Binding object")
+        target = body.get("target")
+        if not isinstance(target, dict) or not isinstance(target.get("name"), str) or not target["name"]:
+            raise errors.invalid("Binding", name, [errors.required("target.name")])
+        if target.get("kind") not in (None, "", "Node"):
+            raise errors.invalid("Binding", name, [errors.not_supported("target.kind", target.get("kind"), ["Node"])])
+        node = target["name"]
+        want_uid = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("uid")
+
+        async def mutate(pod: dict[str, Any]) -> dict[str, Any]:
+            meta, spec = pod["metadata"], pod.setdefault("spec", {})
+            if want_uid and want_uid != meta.get("uid"):
+                raise errors.conflict("pods", name, "the UID in the binding does not match the pod", "")
+            if meta.get("deletionTimestamp"):
+                raise errors.conflict("pods", name, f"pod {name} is being deleted, cannot be assigned to a host")
+            if spec.get("nodeName"):
+                raise errors.conflict("pods", name,
+                                      f"pod {name} is already assigned to node \"{spec['nodeName']}\"")
+            spec["nodeName"] = node
+            status = pod.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": objectmeta.now()})
+            status["conditions"] = conds
+            return pod
+
+        await self._guaranteed_update(res, ns, name, mutate)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+def _decode_patch(kind: str, raw: bytes) -> Any:
+    try:
+        if kind == "apply":
+            import yaml
+            doc = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        else:
+            doc = json.loads(raw)
+    except Exception as exc:  # any decoding failure is the client's
+        raise errors.bad_request(f"error decoding patch: {exc}")
+    if kind == "json":
+        if not isinstance(doc, list):
+            raise errors.bad_request("json patch must be a list of operations")
+    elif not isinstance(doc, dict):
+        raise errors.bad_request(f"the patch must be an object, got {type(doc).__name__}")
+    return doc
+
+
+def _apply(kind: str, current: dict[str, Any] | None, doc: Any, res: Resource, manager: str) -> Any:
+    try:
+        if kind == "json":
+            return apply_json_patch(current, doc)
+        if kind == "merge":
+            return apply_merge_patch(current, doc)
+        if kind == "strategic":
+            return apply_strategic_merge_patch(current, doc, res.kind)
+        return server_side_apply(current, doc, res.kind, manager, objectmeta.now())
+    except PatchError as exc:
+        raise errors.ApiError(422 if kind == "json" else 400, "Invalid" if kind == "json" else "BadRequest",
+                              str(exc))
+
+
+__all__ = ["Registry", "PATCH_TYPES", "for_kind"]

@@ -1,0 +1,217 @@
+"""etcd storage: one key per object, resourceVersion = the key's mod revision.
+
+Create and update are etcd transactions, so two writers can never both win:
+create requires the key not to exist, update and delete require the mod
+revision the caller read (optimistic concurrency, like Kubernetes' etcd3 store).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+from aetcd import exceptions as etcd_errors
+
+from kubeling import errors
+
+
+class KeyExists(Exception):
+    pass
+
+
+class KeyMissing(Exception):
+    pass
+
+
+class ClaimTaken(Exception):
+    """An allocation key (an IP, a port) is held by another object."""
+
+    def __init__(self, claim: str) -> None:
+        super().__init__(claim)
+        self.claim = claim
+
+
+class RevisionMismatch(Exception):
+    """The key changed since it was read; carries the current state if any."""
+
+    def __init__(self, current: dict[str, Any] | None) -> None:
+        super().__init__("revision mismatch")
+        self.current = current
+
+
+class Compacted(Exception):
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"revision compacted below {revision}")
+        self.revision = revision
+
+
+@dataclass
+class WatchEvent:
+    type: str  # PUT or DELETE
+    key: str
+    obj: dict[str, Any] | None  # the new state for PUT
+    prev: dict[str, Any] | None  # the state before, when etcd still had it
+    revision: int
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    meta = obj.get("metadata") or {}
+    rv = meta.pop("resourceVersion", None)
+    try:
+        return json.dumps(obj, separators=(",", ":")).encode()
+    finally:
+        if rv is not None:
+            meta["resourceVersion"] = rv
+
+
+def _decode(value: bytes, revision: int) -> dict[str, Any]:
+    obj = json.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return obj
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    return aetcd.utils.prefix_range_end(prefix)
+
+
+def _unavailable(exc: Exception) -> errors.ApiError:
+    return errors.ApiError(503, "ServiceUnavailable", f"etcd is unavailable: {exc}")
+
+
+class Store:
+    """The apiserver's only path to etcd."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379) -> None:
+        self._client = aetcd.Client(host=host, port=port, timeout=10)
+
+    async def connect(self) -> None:
+        await self._client.connect()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @property
+    def client(self) -> aetcd.Client:
+        return self._client
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            kv = await self._client.get(key.encode())
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        if kv is None:
+            return None
+        return _decode(kv.value, kv.mod_revision)
+
+    async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
+        """All objects under a prefix, and the store revision they were read at."""
+        try:
+            rng = await self._client.get_prefix(prefix.encode())
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        items = [_decode(kv.value, kv.mod_revision) for kv in rng.kvs]
+        return items, rng.header.revision
+
+    async def create(self, key: str, obj: dict[str, Any],
+                     claims: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Create key; `claims` are allocation keys (a ClusterIP, a node port)
+        taken in the same transaction, so two objects can never hold one."""
+        t = self._client.transactions
+        keys = [key.encode(), *(c.encode() for c in claims)]
+        try:
+            ok, resp = await self._client.transaction(
+                compare=[t.create(k) == 0 for k in keys],
+                success=[t.put(keys[0], _encode(obj)), *(t.put(k, keys[0]) for k in keys[1:])],
+                failure=[t.get(k) for k in keys])
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        if not ok:
+            if resp and resp[0]:
+                raise KeyExists(key)
+            taken = [c for c, r in zip(claims, resp[1:]) if r]
+            raise ClaimTaken(taken[0] if taken else key)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(resp[0].response_put.header.revision)
+        return obj
+
+    async def update(self, key: str, obj: dict[str, Any], revision: int,
+                     claims: tuple[str, ...] = (), releases: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Write obj if the key is still at `revision`; else RevisionMismatch/KeyMissing.
+        Claims are taken and releases dropped in the same transaction."""
+        t = self._client.transactions
+        k = key.encode()
+        compare = [t.mod(k) == revision, *(t.create(c.encode()) == 0 for c in claims)]
+        success = [t.put(k, _encode(obj)), *(t.put(c.encode(), k) for c in claims),
+                   *(t.delete(r.encode()) for r in releases)]
+        try:
+            ok, resp = await self._client.transaction(
+                compare=compare, success=success, failure=[t.get(k), *(t.get(c.encode()) for c in claims)])
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        if not ok:
+            self._raise_failed(key, resp, claims, revision)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(resp[0].response_put.header.revision)
+        return obj
+
+    async def delete(self, key: str, revision: int, releases: tuple[str, ...] = ()) -> int:
+        """Delete the key if still at `revision`; returns the deletion revision."""
+        t = self._client.transactions
+        k = key.encode()
+        try:
+            ok, resp = await self._client.transaction(
+                compare=[t.mod(k) == revision],
+                success=[t.delete(k), *(t.delete(r.encode()) for r in releases)],
+                failure=[t.get(k)])
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        if not ok:
+            self._raise_failed(key, resp, (), revision)
+        return resp[0].response_delete_range.header.revision
+
+    @staticmethod
+    def _raise_failed(key: str, resp: list[Any], claims: tuple[str, ...], revision: int) -> None:
+        current = resp[0][0] if resp and resp[0] else None
+        if current is None:
+            raise KeyMissing(key)
+        if current[1].mod_revision == revision:
+            taken = [c for c, r in zip(claims, resp[1:]) if r]
+            if taken:
+                raise ClaimTaken(taken[0])
+        raise RevisionMismatch(_decode(current[0], current[1].mod_revision))
+
+    async def claimed(self, prefix: str) -> set[str]:
+        """The allocation keys under a prefix (names only)."""
+        rng = await self._client.get_prefix(prefix.encode(), keys_only=True)
+        return {kv.key.decode()[len(prefix):] for kv in rng.kvs}
+
+    async def watch(self, prefix: str, start_revision: int,
+                    stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+        """Events under prefix from start_revision (inclusive), in revision order."""
+        p = prefix.encode()
+        try:
+            watch = await self._client.watch(p, range_end=_prefix_end(p),
+                                             start_revision=start_revision, prev_kv=True)
+        except etcd_errors.RevisionCompactedError as exc:
+            raise Compacted(exc.compacted_revision) from exc
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        try:
+            async for ev in watch:
+                kv = ev.kv
+                # etcd sends an empty prev_kv for a creation.
+                pkv = ev.prev_kv
+                prev = _decode(pkv.value, pkv.mod_revision) if pkv is not None and pkv.mod_revision else None
+                if ev.kind == "PUT":
+                    yield WatchEvent("PUT", kv.key.decode(), _decode(kv.value, kv.mod_revision),
+                                     prev, kv.mod_revision)
+                else:
+                    yield WatchEvent("DELETE", kv.key.decode(), None, prev, kv.mod_revision)
+        except etcd_errors.RevisionCompactedError as exc:
+            raise Compacted(exc.compacted_revision) from exc
+        finally:
+            try:
+                await watch.cancel()
+            except Exception:  # the stream may already be gone; nothing to release then
+                pass

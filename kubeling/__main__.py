@@ -1,0 +1,3 @@
+from kubeling.cli.main import main
+
+main()

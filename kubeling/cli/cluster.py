@@ -1,0 +1,222 @@
+"""`kubeling up` / `kubeling down`: this machine's control plane (and node) as
+background processes with pid files and logs.
+
+Every path and port can be moved (options or KUBELING_* variables) so tests
+can run a whole cluster of their own beside the real one.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from kubeling import kubeconfig
+
+from .components import component_argv
+
+
+@dataclass(frozen=True)
+class Layout:
+    run_dir: Path
+    log_dir: Path
+    data_dir: Path
+    config_dir: Path
+    etcd_port: int
+    apiserver_port: int
+
+    @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    @property
+    def server(self) -> str:
+        return f"http://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.config_dir / "admin.kubeconfig"
+
+    @property
+    def token_file(self) -> Path:
+        return self.config_dir / "tokens.csv"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: Callable[[Layout], list[str]]
+    ready: Callable[[Layout], bool]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _healthz(layout: Layout) -> bool:
+    try:
+        with urllib.request.urlopen(layout.server + "/healthz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _etcd_argv(layout: Layout) -> list[str]:
+    peer = f"http://127.0.0.1:{layout.etcd_port + 1}"
+    return ["etcd", "--name", "kubeling", "--data-dir", str(layout.data_dir / "etcd"),
+            "--listen-client-urls", layout.etcd_url, "--advertise-client-urls", layout.etcd_url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"kubeling={peer}",
+            "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "10m"]
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("etcd", _etcd_argv, lambda lay: _port_open(lay.etcd_port)),
+    Component("apiserver", lambda lay: component_argv("apiserver", [
+        "--etcd", lay.etcd_url, "--port", str(lay.apiserver_port),
+        "--token-file", str(lay.token_file)]), _healthz),
+)
+
+
+def _running_pid(layout: Layout, name: str) -> int | None:
+    try:
+        pid = int(layout.pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return None
+    except OSError:
+        return None
+    return pid
+
+
+def _start(layout: Layout, comp: Component, timeout: float = 30) -> None:
+    t0 = time.monotonic()
+    click.echo(f"==> {comp.name}: ", nl=False)
+    pid = _running_pid(layout, comp.name)
+    if pid is not None:
+        click.echo(f"already running (pid {pid})")
+        return
+    log = open(layout.log_file(comp.name), "ab")
+    proc = subprocess.Popen(comp.argv(layout), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "KUBECONFIG": str(layout.kubeconfig)})
+    log.close()
+    layout.pid_file(comp.name).write_text(f"{proc.pid}\n")
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            tail = layout.log_file(comp.name).read_text(errors="replace").splitlines()[-5:]
+            layout.pid_file(comp.name).unlink(missing_ok=True)
+            raise click.ClickException(f"{comp.name} exited with code {proc.returncode}; log "
+                                       f"{layout.log_file(comp.name)}:\n  " + "\n  ".join(tail))
+        if comp.ready(layout):
+            click.echo(f"started (pid {proc.pid}, {time.monotonic() - t0:.1f}s)")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"{comp.name} did not become ready in {timeout:.0f}s; see "
+                               f"{layout.log_file(comp.name)}")
+
+
+def _stop(layout: Layout, name: str, timeout: float = 15) -> None:
+    pid = _running_pid(layout, name)
+    if pid is None:
+        layout.pid_file(name).unlink(missing_ok=True)
+        return
+    click.echo(f"==> stopping {name} (pid {pid})")
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _running_pid(layout, name) is not None:
+        time.sleep(0.1)
+    if _running_pid(layout, name) is not None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    layout.pid_file(name).unlink(missing_ok=True)
+
+
+def _ensure_token(layout: Layout) -> str:
+    if layout.token_file.exists():
+        for line in layout.token_file.read_text().splitlines():
+            if line.strip():
+                return line.split(",", 1)[0].strip()
+    token = secrets.token_hex(24)
+    layout.token_file.write_text(f"{token},admin\n")
+    os.chmod(layout.token_file, 0o600)
+    return token
+
+
+def layout_options(fn: Callable) -> Callable:
+    opts = [
+        click.option("--run-dir", envvar="KUBELING_RUN_DIR", default="/run/kubeling", show_default=True),
+        click.option("--log-dir", envvar="KUBELING_LOG_DIR", default="/var/log/kubeling", show_default=True),
+        click.option("--data-dir", envvar="KUBELING_DATA_DIR", default="/var/lib/kubeling", show_default=True),
+        click.option("--config-dir", envvar="KUBELING_CONFIG_DIR", default="/etc/kubeling", show_default=True),
+        click.option("--etcd-port", envvar="KUBELING_ETCD_PORT", type=int, default=2379, show_default=True),
+        click.option("--apiserver-port", envvar="KUBELING_APISERVER_PORT", type=int, default=6443,
+                     show_default=True),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _layout(run_dir: str, log_dir: str, data_dir: str, config_dir: str, etcd_port: int,
+            apiserver_port: int) -> Layout:
+    return Layout(Path(run_dir), Path(log_dir), Path(data_dir), Path(config_dir), etcd_port, apiserver_port)
+
+
+@click.command("up")
+@layout_options
+def up_cmd(**kw: object) -> None:
+    """Start etcd and the control plane on this machine (idempotent)."""
+    layout = _layout(**kw)  # type: ignore[arg-type]
+    if shutil.which("etcd") is None:
+        raise click.ClickException("etcd is not installed; run scripts/setup first")
+    for d in (layout.run_dir, layout.log_dir, layout.data_dir, layout.config_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    token = _ensure_token(layout)
+    kubeconfig.write(str(layout.kubeconfig), layout.server, token)
+    for comp in COMPONENTS:
+        _start(layout, comp)
+    click.echo(f"kubeling is up: kubeconfig {layout.kubeconfig}, API {layout.server}")
+
+
+@click.command("down")
+@click.option("--purge", is_flag=True, help="Also remove the etcd data.")
+@layout_options
+def down_cmd(purge: bool, **kw: object) -> None:
+    """Stop what `kubeling up` started."""
+    layout = _layout(**kw)  # type: ignore[arg-type]
+    for comp in reversed(COMPONENTS):
+        _stop(layout, comp.name)
+    if purge:
+        shutil.rmtree(layout.data_dir / "etcd", ignore_errors=True)
+        click.echo(f"==> removed {layout.data_dir / 'etcd'}")
+    click.echo("kubeling is down")

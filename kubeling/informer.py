@@ -1,0 +1,118 @@
+"""List + watch informer: a local cache of one resource kept current by a watch.
+
+Like client-go's reflector: list, then watch from the list's resourceVersion;
+on a broken stream resume from the last seen version; on 410 Expired list again
+and report the differences as adds, updates and deletes.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubeling import errors
+from kubeling.client import Client
+from kubeling.resources import Resource
+
+log = logging.getLogger("kubeling.informer")
+
+Handler = Callable[..., Any]
+
+
+def key_of(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+class Informer:
+    def __init__(self, client: Client, res: Resource, *, namespace: str | None = None,
+                 label_selector: str = "", field_selector: str = "",
+                 on_add: Handler | None = None, on_update: Handler | None = None,
+                 on_delete: Handler | None = None, watch_timeout: int = 300) -> None:
+        self.client = client
+        self.res = res
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.on_add, self.on_update, self.on_delete = on_add, on_update, on_delete
+        self.cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self._watch_timeout = watch_timeout
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.cache.get((namespace or "", name))
+
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.cache.values())
+
+    async def _call(self, handler: Handler | None, *args: Any) -> None:
+        if handler is None:
+            return
+        try:
+            result = handler(*args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # one bad handler call must not stop the informer
+            log.exception("%s informer handler failed", self.res.plural)
+
+    async def _relist(self) -> None:
+        listed = await self.client.list(self.res, self.namespace, label_selector=self.label_selector,
+                                        field_selector=self.field_selector)
+        fresh = {key_of(o): o for o in listed["items"]}
+        old = self.cache
+        self.cache = fresh
+        self.resource_version = listed["metadata"]["resourceVersion"]
+        for k, obj in fresh.items():
+            if k not in old:
+                await self._call(self.on_add, obj)
+            elif old[k]["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                await self._call(self.on_update, old[k], obj)
+        for k, obj in old.items():
+            if k not in fresh:
+                await self._call(self.on_delete, obj)
+        self.synced.set()
+
+    async def _apply(self, typ: str, obj: dict[str, Any]) -> None:
+        k = key_of(obj)
+        rv = obj.get("metadata", {}).get("resourceVersion")
+        if rv:
+            self.resource_version = rv
+        if typ == "BOOKMARK":
+            return
+        if typ == "DELETED":
+            old = self.cache.pop(k, None)
+            await self._call(self.on_delete, old or obj)
+            return
+        old = self.cache.get(k)
+        self.cache[k] = obj
+        if old is None:
+            await self._call(self.on_add, obj)
+        else:
+            await self._call(self.on_update, old, obj)
+
+    async def run(self) -> None:
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._relist()
+                    need_list = False
+                async for typ, obj in self.client.watch(
+                        self.res, self.namespace, resource_version=self.resource_version,
+                        label_selector=self.label_selector, field_selector=self.field_selector,
+                        timeout_seconds=self._watch_timeout):
+                    await self._apply(typ, obj)
+            except asyncio.CancelledError:
+                raise
+            except errors.ApiError as exc:
+                if exc.code == 410:
+                    need_list = True
+                    continue
+                log.warning("%s watch failed: %s; retrying", self.res.plural, exc.message)
+                await asyncio.sleep(1)
+            except Exception as exc:  # a broken stream: resume from the last version
+                log.warning("%s watch broke: %s; retrying", self.res.plural, exc)
+                await asyncio.sleep(1)

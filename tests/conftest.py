@@ -1,0 +1,166 @@
+"""Fixtures shared by the integration and e2e suites: a real etcd and a real
+apiserver process, each on free ports and in a temporary directory, started
+once per test session and stopped (with their data removed) at its end."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float = 20, what: str = "condition", interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception:
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Etcd:
+    url: str
+    host: str
+    port: int
+    data_dir: Path
+
+    def etcdctl(self, *args: str) -> str:
+        out = subprocess.run(["etcdctl", "--endpoints", self.url, *args], check=True,
+                             capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"})
+        return out.stdout
+
+    def get_json(self, key: str) -> dict | None:
+        doc = json.loads(self.etcdctl("get", key, "-w", "json"))
+        kvs = doc.get("kvs") or []
+        return kvs[0] if kvs else None
+
+
+def start_etcd(base: Path) -> tuple[subprocess.Popen, Etcd]:
+    port, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    peer_url = f"http://127.0.0.1:{peer}"
+    data = base / "etcd"
+    log = open(base / "etcd.log", "wb")
+    proc = subprocess.Popen(
+        ["etcd", "--name", "test", "--data-dir", str(data), "--listen-client-urls", url,
+         "--advertise-client-urls", url, "--listen-peer-urls", peer_url,
+         "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"test={peer_url}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    etcd = Etcd(url, "127.0.0.1", port, data)
+    wait_for(lambda: proc.poll() is None and etcd.etcdctl("endpoint", "health") is not None,
+             30, "etcd to answer")
+    return proc, etcd
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory):
+    if shutil.which("etcd") is None:
+        pytest.fail("etcd is not installed: run scripts/setup")
+    base = tmp_path_factory.mktemp("etcd")
+    proc, info = start_etcd(base)
+    yield info
+    stop_process(proc)
+    shutil.rmtree(info.data_dir, ignore_errors=True)
+
+
+@dataclass
+class ApiServer:
+    url: str
+    token: str
+    kubeconfig: Path
+    log: Path
+    etcd: Etcd
+
+
+def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token") -> tuple[subprocess.Popen, ApiServer]:
+    port = free_port()
+    tokens = base / "tokens.csv"
+    tokens.write_text(f"{token},admin\n")
+    log_path = base / "apiserver.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", "127.0.0.1",
+         "--port", str(port), "--token-file", str(tokens)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+            return resp.status == 200
+    wait_for(healthy, 30, "the apiserver to answer")
+    kubeconfig = base / "kubeconfig"
+    from kubeling.kubeconfig import write
+    write(str(kubeconfig), url, token)
+    return proc, ApiServer(url, token, kubeconfig, log_path, etcd)
+
+
+@pytest.fixture(scope="session")
+def apiserver(etcd, tmp_path_factory):
+    base = tmp_path_factory.mktemp("apiserver")
+    proc, info = start_apiserver(etcd, base)
+    yield info
+    stop_process(proc)
+    assert "Traceback" not in info.log.read_text(), f"apiserver logged a traceback:\n{info.log.read_text()[-4000:]}"
+
+
+@pytest.fixture
+async def client(apiserver):
+    from kubeling.client import Client
+    c = Client(apiserver.url, apiserver.token)
+    yield c
+    await c.close()
+
+
+_counter = [0]
+
+
+@pytest.fixture
+def unique_name(request) -> str:
+    """A DNS-1123 name unique to this test (tests share one etcd)."""
+    _counter[0] += 1
+    base = request.node.name.lower().replace("_", "-")
+    base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-")
+    return f"{base}-{os.getpid() % 1000}-{_counter[0]}"
+
+
+@pytest.fixture
+async def namespace(client, unique_name):
+    """A fresh namespace for one test."""
+    from kubeling.resources import lookup
+    ns_res = lookup("namespaces")
+    await client.create(ns_res, {"metadata": {"name": unique_name}})
+    yield unique_name
