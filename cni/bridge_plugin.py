@@ -7,8 +7,6 @@ import ipaddress
 import os
 from typing import Any
 
-from pyroute2 import IPRoute
-
 from cni import delegate, iptables_rules, netlink_ops
 from cni.bridge_config import BridgeConfig, load_bridge_config
 from cni.errors import INTERNAL, INVALID_NETWORK_CONFIG, CniError
@@ -51,18 +49,18 @@ def _gateway_for(address: str) -> str:
 
 def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
     try:
-        pod = netlink_ops.ipr_in(args.netns)
+        pod = netlink_ops.Namespace(args.netns)
     except OSError as e:
         raise _open_netns_error(args.netns, e) from None
-    host = IPRoute()
+    host = netlink_ops.Namespace()
     ipam_done = False
     veth = host_veth_name(cfg.name, args.container_id, args.ifname)
     try:
-        if netlink_ops.get_link(pod, args.ifname) is not None:
+        if pod.devs.index(args.ifname) is not None:
             raise CniError(INTERNAL, f"container veth name provided ({args.ifname}) already exists")
-        br = netlink_ops.ensure_bridge(host, cfg.bridge, cfg.mtu, cfg.promisc)
-        hveth = netlink_ops.create_veth(host, veth, args.ifname, args.netns, cfg.mtu)
-        netlink_ops.attach_to_bridge(host, hveth, br, cfg.hairpin)
+        br_index = netlink_ops.ensure_bridge(host, cfg.bridge, cfg.mtu, cfg.promisc)
+        veth_index = netlink_ops.create_veth(host, veth, args.ifname, args.netns, cfg.mtu)
+        netlink_ops.attach_to_bridge(host.ipr, veth_index, br_index, cfg.hairpin)
 
         ipam: dict[str, Any] = {"ips": [], "routes": [], "dns": {}}
         if cfg.ipam_type:
@@ -77,22 +75,22 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
                 ip.setdefault("gateway", _gateway_for(ip["address"]))
         if cfg.is_default_gateway:
             for ip in ips:
-                v6 = ":" in ip["address"]
-                default = "::/0" if v6 else "0.0.0.0/0"
-                if not any(ipaddress.ip_network(r["dst"]) == ipaddress.ip_network(default) for r in routes):
-                    routes.append({"dst": default, "gw": ip["gateway"]})
+                default = ipaddress.ip_network("::/0" if ":" in ip["address"] else "0.0.0.0/0")
+                if not any(ipaddress.ip_network(r["dst"]) == default for r in routes):
+                    routes.append({"dst": str(default), "gw": ip["gateway"]})
+        # A route without "gw" goes via the gateway of its family, as the reference does.
         pod_routes = []
         for r in routes:
             gw = r.get("gw") or next(
-                (ip.get("gateway") for ip in ips
+                (ip["gateway"] for ip in ips
                  if ip.get("gateway") and (":" in ip["address"]) == (":" in r["dst"])), None)
             pod_routes.append({"dst": r["dst"], "gw": gw} if gw else {"dst": r["dst"]})
-        cont = netlink_ops.configure_container(pod, args.ifname, ips, pod_routes)
+        netlink_ops.configure_container(pod, args.ifname, ips, pod_routes)
 
         if cfg.is_gateway:
             for ip in ips:
                 iface = ipaddress.ip_interface(ip["address"])
-                netlink_ops.ensure_address(host, br.index, ip["gateway"], iface.network.prefixlen)
+                netlink_ops.ensure_address(host.ipr, br_index, ip["gateway"], iface.network.prefixlen)
             if any(":" not in ip["address"] for ip in ips):
                 netlink_ops.write_sysctl("net.ipv4.ip_forward", "1")
             if any(":" in ip["address"] for ip in ips):
@@ -102,12 +100,11 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
             iface = ipaddress.ip_interface(ip["address"])
             iptables_rules.ensure_pod_rules(cfg.bridge, str(iface.network), cfg.ip_masq, str(iface.ip), key)
 
-        br_now = netlink_ops.get_link(host, cfg.bridge)
         return {
             "interfaces": [
-                {"name": cfg.bridge, "mac": (br_now or br).mac},
-                {"name": hveth.name, "mac": hveth.mac},
-                {"name": args.ifname, "mac": cont.mac, "sandbox": args.netns},
+                {"name": cfg.bridge, "mac": host.devs.mac(cfg.bridge)},
+                {"name": veth, "mac": host.devs.mac(veth)},
+                {"name": args.ifname, "mac": pod.devs.mac(args.ifname), "sandbox": args.netns},
             ],
             "ips": ips,
             "routes": routes,
@@ -133,22 +130,22 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
 def delete(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> None:
     if cfg.ipam_type:
         delegate.run_ipam("DEL", cfg.ipam_type, args.env, stdin)
-    host = IPRoute()
+    host = netlink_ops.Namespace()
     try:
         if args.netns:
             try:
-                pod = netlink_ops.ipr_in(args.netns)
+                pod = netlink_ops.Namespace(args.netns)
             except OSError as e:
                 # The sandbox is already gone: its interfaces went with it.
                 if e.errno not in (errno.ENOENT, errno.EINVAL):
                     raise _open_netns_error(args.netns, e) from None
             else:
                 try:
-                    netlink_ops.delete_container_link(pod, args.ifname)
+                    netlink_ops.delete_link(pod, args.ifname)
                 finally:
                     pod.close()
         netlink_ops.delete_link(host, host_veth_name(cfg.name, args.container_id, args.ifname))
-        in_use = bool(netlink_ops.bridge_ports(host, cfg.bridge))
+        in_use = netlink_ops.bridge_in_use(host, cfg.bridge)
         if cfg.ip_masq or not in_use:
             key = iptables_rules.pod_key(cfg.name, args.container_id, args.ifname)
             iptables_rules.remove_pod_rules(key, cfg.bridge, in_use)
@@ -167,36 +164,36 @@ def check(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> None:
                      if itf.get("sandbox") and itf.get("name") == args.ifname), None)
     if cont_idx is None:
         raise CniError(INTERNAL, f"prevResult has no interface {args.ifname} in a sandbox")
-    host = IPRoute()
+    host = netlink_ops.Namespace()
     try:
-        pod = netlink_ops.ipr_in(args.netns)
+        pod = netlink_ops.Namespace(args.netns)
     except OSError as e:
         host.close()
         raise _open_netns_error(args.netns, e) from None
     try:
-        br = netlink_ops.get_link(host, cfg.bridge)
+        br = netlink_ops.get_link(host.ipr, cfg.bridge)
         if br is None or br.kind != "bridge":
             raise CniError(INTERNAL, f"bridge {cfg.bridge} not found")
         for itf in interfaces:
             if itf.get("sandbox") or itf.get("name") == cfg.bridge:
                 continue
-            hv = netlink_ops.get_link(host, itf["name"])
+            hv = netlink_ops.get_link(host.ipr, itf["name"])
             if hv is None or hv.master != br.index:
                 raise CniError(INTERNAL, f"host veth {itf['name']} is missing or not on {cfg.bridge}")
-        link = netlink_ops.get_link(pod, args.ifname)
+        link = netlink_ops.get_link(pod.ipr, args.ifname)
         if link is None:
             raise CniError(INTERNAL, f"interface {args.ifname} not found in {args.netns}")
         want_mac = interfaces[cont_idx].get("mac")
         if want_mac and want_mac.lower() != (link.mac or "").lower():
             raise CniError(INTERNAL, f"interface {args.ifname} mac {link.mac} differs from {want_mac}")
-        have = netlink_ops.addresses(pod, link.index)
+        have = netlink_ops.addresses(pod.ipr, link.index)
         for ip in prev.get("ips") or []:
             if ip.get("interface") not in (None, cont_idx):
                 continue
             if str(ipaddress.ip_interface(ip["address"])) not in have:
                 raise CniError(INTERNAL, f"address {ip['address']} not found on {args.ifname}")
         for r in prev.get("routes") or []:
-            if not netlink_ops.route_exists(pod, link.index, r["dst"], r.get("gw")):
+            if not netlink_ops.route_exists(pod.ipr, link.index, r["dst"], r.get("gw")):
                 raise CniError(INTERNAL, f"route {r} not found in {args.netns}")
     finally:
         pod.close()

@@ -15,14 +15,15 @@ from cni.ipam_config import DEFAULT_DATA_DIR
 def remove_network(bridge: str, network: str | None = None, data_dir: str = DEFAULT_DATA_DIR) -> None:
     """Delete the bridge, every rule/chain kubeling-cni made for it and (with `network`) the
     network's allocation directory. Safe to call when some or all of it is already gone."""
-    from pyroute2 import IPRoute
-
     from cni import netlink_ops
 
-    with IPRoute() as ipr:
-        link = netlink_ops.get_link(ipr, bridge)
+    ns = netlink_ops.Namespace()
+    try:
+        link = netlink_ops.get_link(ns.ipr, bridge)
         if link is not None and link.kind == "bridge":
-            netlink_ops.delete_link(ipr, bridge)
+            netlink_ops.delete_index(ns.ipr, link.index)
+    finally:
+        ns.close()
     iptables_rules.remove_bridge_rules(bridge)
     if network:
         if not network or "/" in network or network in (".", ".."):

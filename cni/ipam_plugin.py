@@ -35,22 +35,27 @@ def handle(args: CmdArgs, conf: dict[str, Any], stdin: bytes = b"") -> dict[str,
 def add(store: DiskStore, ipam: IpamConfig, container_id: str, ifname: str) -> dict[str, Any]:
     requested = list(ipam.requested_ips)
     ips: list[dict[str, Any]] = []
+    taken = []  # only what this call reserved may be undone: an earlier ADD's address stays
     with store.locked():
-        for idx, ranges in enumerate(ipam.range_sets):
-            want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
-            if want is not None:
-                requested.remove(want)
-            try:
-                ip, owner = allocate(store, ranges, str(idx), container_id, ifname, want)
-            except CniError as e:
-                store.release_by_id(container_id, ifname)
-                raise CniError(e.code, f"failed to allocate for range {idx}: {e.msg}", e.details) from None
-            ips.append({"address": f"{ip}/{owner.subnet.prefixlen}", "gateway": str(owner.gateway)})
-        if requested:
-            store.release_by_id(container_id, ifname)
-            raise CniError(
-                INTERNAL, "failed to allocate all requested IPs: " + " ".join(str(ip) for ip in requested)
-            )
+        try:
+            for idx, ranges in enumerate(ipam.range_sets):
+                want = next((ip for ip in requested if any(r.contains(ip) for r in ranges)), None)
+                if want is not None:
+                    requested.remove(want)
+                try:
+                    ip, owner = allocate(store, ranges, str(idx), container_id, ifname, want)
+                except CniError as e:
+                    raise CniError(e.code, f"failed to allocate for range {idx}: {e.msg}", e.details) from None
+                taken.append(ip)
+                ips.append({"address": f"{ip}/{owner.subnet.prefixlen}", "gateway": str(owner.gateway)})
+            if requested:
+                raise CniError(
+                    INTERNAL, "failed to allocate all requested IPs: " + " ".join(str(ip) for ip in requested)
+                )
+        except BaseException:
+            for ip in taken:
+                store.release(ip)
+            raise
     return {"ips": ips, "routes": [dict(r) for r in ipam.routes], "dns": {}}
 
 

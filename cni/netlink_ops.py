@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -11,6 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from cni import netns
+from cni.netdev import Devices, count_ports
 
 IFF_UP = 0x1
 IFF_PROMISC = 0x100
@@ -26,7 +28,32 @@ class Link:
     kind: str | None
 
 
-def _link(msg: Any) -> Link:
+class Namespace:
+    """A netlink socket and an ioctl socket bound to one network namespace."""
+
+    def __init__(self, path: str | None = None) -> None:
+        if path is None:
+            self.ipr, self.devs = IPRoute(), Devices()
+        else:
+            with netns.entered(path):
+                self.ipr, self.devs = IPRoute(), Devices()
+
+    def close(self) -> None:
+        self.ipr.close()
+        self.devs.close()
+
+
+def get_link(ipr: IPRoute, name: str) -> Link | None:
+    """Full link details (slow: pyroute2 decodes everything); for CHECK and validation."""
+    try:
+        msgs = ipr.get_links(ifname=name)
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            return None
+        raise
+    if not msgs:
+        return None
+    msg = msgs[0]
     info = msg.get_attr("IFLA_LINKINFO")
     return Link(
         index=msg["index"],
@@ -38,45 +65,50 @@ def _link(msg: Any) -> Link:
     )
 
 
-def get_link(ipr: IPRoute, name: str) -> Link | None:
-    try:
-        msgs = ipr.get_links(ifname=name)
-    except NetlinkError as e:
-        if e.code == errno.ENODEV:
-            return None
-        raise
-    return _link(msgs[0]) if msgs else None
+# (netns inode, name, ifindex) of links already confirmed to be bridges: the kind check is the
+# one expensive lookup, and an ifindex never comes back for a different link.
+_known_bridges: set[tuple[int, str, int]] = set()
+_known_lock = threading.Lock()
 
 
-def ipr_in(path: str) -> IPRoute:
-    """An IPRoute whose socket lives in the netns at `path`."""
-    with netns.entered(path):
-        return IPRoute()
+def _ns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
 
 
-def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None, promisc: bool) -> Link:
-    br = get_link(ipr, name)
-    if br is None:
+def ensure_bridge(ns: Namespace, name: str, mtu: int | None, promisc: bool) -> int:
+    index = ns.devs.index(name)
+    if index is None:
         kwargs: dict[str, Any] = {"ifname": name, "kind": "bridge"}
         if mtu:
             kwargs["mtu"] = mtu
         try:
-            ipr.link("add", **kwargs)
+            ns.ipr.link("add", **kwargs)
         except NetlinkError as e:
             if e.code != errno.EEXIST:  # a concurrent ADD made it first
                 raise
-        br = get_link(ipr, name)
-        if br is None:
+        index = ns.devs.index(name)
+        if index is None:
             raise RuntimeError(f"bridge {name} vanished right after creation")
-    elif br.kind != "bridge":
-        raise RuntimeError(f"{name} already exists but is not a bridge")
-    changes: dict[str, Any] = {"state": "up"}
-    if mtu and br.mtu != mtu:
+    key = (_ns_inode(), name, index)
+    with _known_lock:
+        known = key in _known_bridges
+    if not known:
+        link = get_link(ns.ipr, name)
+        if link is None or link.kind != "bridge":
+            raise RuntimeError(f"{name} already exists but is not a bridge")
+        with _known_lock:
+            _known_bridges.add(key)
+    flags = ns.devs.flags(name) or 0
+    changes: dict[str, Any] = {}
+    if not flags & IFF_UP:
+        changes["state"] = "up"
+    if mtu and ns.devs.mtu(name) != mtu:
         changes["mtu"] = mtu
-    if promisc:
+    if promisc and not flags & IFF_PROMISC:
         changes.update(flags=IFF_PROMISC, change=IFF_PROMISC)
-    ipr.link("set", index=br.index, **changes)
-    return br
+    if changes:
+        ns.ipr.link("set", index=index, **changes)
+    return index
 
 
 def ensure_address(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
@@ -88,20 +120,15 @@ def ensure_address(ipr: IPRoute, index: int, address: str, prefixlen: int) -> No
 
 
 def addresses(ipr: IPRoute, index: int) -> set[str]:
-    out = set()
-    for msg in ipr.get_addr(index=index):
-        out.add(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-    return out
+    return {f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=index)}
 
 
-def create_veth(
-    ipr: IPRoute, host_name: str, ifname: str, netns_path: str, mtu: int | None
-) -> Link:
+def create_veth(ns: Namespace, host_name: str, ifname: str, netns_path: str, mtu: int | None) -> int:
     """Create the pair with the container end born inside the pod's netns as `ifname`."""
-    stale = get_link(ipr, host_name)
+    stale = ns.devs.index(host_name)
     if stale is not None:
         # Left by an ADD that died half-way for this very attachment (the name is derived from it).
-        ipr.link("del", index=stale.index)
+        delete_index(ns.ipr, stale)
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
@@ -109,47 +136,46 @@ def create_veth(
         if mtu:
             kwargs["mtu"] = mtu
             peer["mtu"] = mtu
-        ipr.link("add", **kwargs)
+        ns.ipr.link("add", **kwargs)
     finally:
         os.close(fd)
-    host = get_link(ipr, host_name)
-    if host is None:
+    index = ns.devs.index(host_name)
+    if index is None:
         raise RuntimeError(f"veth {host_name} missing after creation")
-    return host
+    return index
 
 
-def attach_to_bridge(ipr: IPRoute, host: Link, bridge: Link, hairpin: bool) -> None:
-    ipr.link("set", index=host.index, master=bridge.index, state="up")
+def attach_to_bridge(ipr: IPRoute, host_index: int, bridge_index: int, hairpin: bool) -> None:
+    ipr.link("set", index=host_index, master=bridge_index, state="up")
     if hairpin:
-        ipr.brport("set", index=host.index, mode=1)
+        ipr.brport("set", index=host_index, mode=1)
 
 
 def configure_container(
-    ipr: IPRoute, ifname: str, ips: Iterable[dict[str, Any]], routes: Iterable[dict[str, Any]]
-) -> Link:
-    link = get_link(ipr, ifname)
-    if link is None:
+    pod: Namespace, ifname: str, ips: Iterable[dict[str, Any]], routes: Iterable[dict[str, Any]]
+) -> None:
+    index = pod.devs.index(ifname)
+    if index is None:
         raise RuntimeError(f"{ifname} missing in the pod namespace")
-    lo = get_link(ipr, "lo")
-    if lo is not None:
-        ipr.link("set", index=lo.index, state="up")
+    lo = pod.devs.index("lo")
+    if lo is not None and not (pod.devs.flags("lo") or 0) & IFF_UP:
+        pod.ipr.link("set", index=lo, state="up")
     for ip in ips:
         iface = ipaddress.ip_interface(ip["address"])
-        ensure_address(ipr, link.index, str(iface.ip), iface.network.prefixlen)
-    ipr.link("set", index=link.index, state="up")
+        ensure_address(pod.ipr, index, str(iface.ip), iface.network.prefixlen)
+    pod.ipr.link("set", index=index, state="up")
     for r in routes:
         dst = ipaddress.ip_network(r["dst"], strict=False)
-        kwargs: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen, "oif": link.index}
+        kwargs: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen, "oif": index}
         if r.get("gw"):
             kwargs["gateway"] = r["gw"]
         if dst.version == 6:
             kwargs["family"] = 10
         try:
-            ipr.route("add", **kwargs)
+            pod.ipr.route("add", **kwargs)
         except NetlinkError as e:
             if e.code != errno.EEXIST:
                 raise
-    return link
 
 
 def route_exists(ipr: IPRoute, index: int, dst: str, gw: str | None) -> bool:
@@ -165,37 +191,25 @@ def route_exists(ipr: IPRoute, index: int, dst: str, gw: str | None) -> bool:
     return False
 
 
-def delete_container_link(ipr: IPRoute, ifname: str) -> list[str]:
-    """Delete the pod's interface (and so its veth peer); return the addresses it carried."""
-    link = get_link(ipr, ifname)
-    if link is None:
-        return []
-    found = sorted(addresses(ipr, link.index))
+def delete_index(ipr: IPRoute, index: int) -> None:
     try:
-        ipr.link("del", index=link.index)
+        ipr.link("del", index=index)
     except NetlinkError as e:
-        if e.code != errno.ENODEV:
+        if e.code != errno.ENODEV:  # already gone, e.g. with its peer
             raise
-    return found
 
 
-def delete_link(ipr: IPRoute, name: str) -> bool:
-    link = get_link(ipr, name)
-    if link is None:
+def delete_link(ns: Namespace, name: str) -> bool:
+    index = ns.devs.index(name)
+    if index is None:
         return False
-    try:
-        ipr.link("del", index=link.index)
-    except NetlinkError as e:
-        if e.code != errno.ENODEV:
-            raise
+    delete_index(ns.ipr, index)
     return True
 
 
-def bridge_ports(ipr: IPRoute, bridge: str) -> list[str]:
-    br = get_link(ipr, bridge)
-    if br is None:
-        return []
-    return [l.name for l in map(_link, ipr.get_links()) if l.master == br.index]
+def bridge_in_use(ns: Namespace, bridge: str) -> bool:
+    index = ns.devs.index(bridge)
+    return index is not None and count_ports(index) > 0
 
 
 def write_sysctl(name: str, value: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-# Go's RFC3339 and RFC3339Micro layouts; Python < 3.11.? fromisoformat rejects
-# 'Z' and fraction lengths other than 3/6 on some versions, so parse by hand.
+# Go's RFC3339/RFC3339Nano layouts. datetime.fromisoformat rejects Go's 9-digit
+# (nanosecond) fractions, so parse by hand and keep microseconds.
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"

@@ -48,6 +48,26 @@ def held_claims(svc: dict[str, Any]) -> set[str]:
     return held
 
 
+def carry_forward(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Keep allocated values a client left out of an update (kubectl replace of
+    a file without clusterIP), as Kubernetes does before validating."""
+    spec, old_spec = new.get("spec"), old.get("spec") or {}
+    if not isinstance(spec, dict):
+        return
+    if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+        spec["clusterIP"] = old_spec["clusterIP"]
+        if not spec.get("clusterIPs"):
+            spec["clusterIPs"] = old_spec.get("clusterIPs") or [old_spec["clusterIP"]]
+    ports, old_ports = spec.get("ports"), old_spec.get("ports") or []
+    if not isinstance(ports, list):
+        return
+    by_port = {p.get("port"): p.get("nodePort") for p in old_ports if isinstance(p, dict)}
+    for p in ports:
+        if isinstance(p, dict) and not p.get("nodePort") and by_port.get(p.get("port")) \
+                and spec.get("type") in ("NodePort", "LoadBalancer"):
+            p["nodePort"] = by_port[p.get("port")]
+
+
 def _check_ip(ip: str, field: str) -> ipaddress.IPv4Address:
     try:
         addr = ipaddress.ip_address(ip)

@@ -289,6 +289,8 @@ class Registry:
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
             new = self._merge_update(res, subresource, copy.deepcopy(obj), current)
+            if res.plural == "services" and subresource is None:
+                allocator.carry_forward(new, current)
             self._admit(res, new, current)
             if res.plural == "services" and subresource is None:
                 await self._allocate(new, current)
@@ -323,6 +325,8 @@ class Registry:
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(res.plural, name, errors.STALE, res.group)
             new = self._merge_update(res, subresource, patched, current)
+            if res.plural == "services" and subresource is None:
+                allocator.carry_forward(new, current)
             self._admit(res, new, current)
             if res.plural == "services" and subresource is None:
                 await self._allocate(new, current)

@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
-from typing import Any
 
 import click
 
 from kubeling import errors
 from kubeling.client import Client
-from kubeling.patch import create_three_way_merge_patch
+from kubeling.patch import (PatchError, create_three_way_merge_patch, last_applied_configuration,
+                            with_last_applied_annotation)
 from kubeling.resources import Resource, for_kind
 
 from .common import describe_error, display_name, fail, make_client, resolve, run_async
 from .manifests import Manifest, ManifestError, read
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
 
 def _resource_of(m: Manifest) -> Resource:
     res = for_kind(m.obj.get("apiVersion", ""), m.obj.get("kind", ""))
@@ -49,11 +44,7 @@ def _target(m: Manifest, res: Resource, default_ns: str) -> tuple[str | None, st
 
 
 async def apply_one(client: Client, m: Manifest, res: Resource, ns: str | None, name: str) -> str:
-    modified = copy.deepcopy(m.obj)
-    annotations = modified["metadata"].setdefault("annotations", {})
-    annotations.pop(LAST_APPLIED, None)
-    last = json.dumps(modified, separators=(",", ":"), sort_keys=True)
-    annotations[LAST_APPLIED] = last + "\n"
+    modified = with_last_applied_annotation(m.obj)
     for _ in range(5):
         try:
             current = await client.get(res, name, ns)
@@ -67,9 +58,11 @@ async def apply_one(client: Client, m: Manifest, res: Resource, ns: str | None, 
                 if exc2.reason == "AlreadyExists":
                     continue
                 raise
-        original_text = ((current.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
-        original = json.loads(original_text) if original_text else None
-        patch = create_three_way_merge_patch(original, modified, current, res.kind)
+        try:
+            patch = create_three_way_merge_patch(last_applied_configuration(current), modified, current,
+                                                 res.kind)
+        except PatchError as exc:
+            raise errors.bad_request(f'error when applying patch to {res.kind} "{name}": {exc}')
         if not patch:
             return "unchanged"
         try:

@@ -87,11 +87,22 @@ def _etcd_argv(layout: Layout) -> list[str]:
             "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "10m"]
 
 
+def _settled(_: Layout) -> bool:
+    # Clients of the apiserver have no port of their own; alive after a moment is ready.
+    time.sleep(1.0)
+    return True
+
+
+def _client_argv(name: str) -> Callable[[Layout], list[str]]:
+    return lambda lay: component_argv(name, ["--kubeconfig", str(lay.kubeconfig)])
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component("etcd", _etcd_argv, lambda lay: _port_open(lay.etcd_port)),
     Component("apiserver", lambda lay: component_argv("apiserver", [
         "--etcd", lay.etcd_url, "--port", str(lay.apiserver_port),
         "--token-file", str(lay.token_file)]), _healthz),
+    Component("controller-manager", _client_argv("controller-manager"), _settled),
 )
 
 
@@ -127,14 +138,14 @@ def _start(layout: Layout, comp: Component, timeout: float = 30) -> None:
     log.close()
     layout.pid_file(comp.name).write_text(f"{proc.pid}\n")
     while time.monotonic() - t0 < timeout:
+        if comp.ready(layout) and proc.poll() is None:
+            click.echo(f"started (pid {proc.pid}, {time.monotonic() - t0:.1f}s)")
+            return
         if proc.poll() is not None:
             tail = layout.log_file(comp.name).read_text(errors="replace").splitlines()[-5:]
             layout.pid_file(comp.name).unlink(missing_ok=True)
             raise click.ClickException(f"{comp.name} exited with code {proc.returncode}; log "
                                        f"{layout.log_file(comp.name)}:\n  " + "\n  ".join(tail))
-        if comp.ready(layout):
-            click.echo(f"started (pid {proc.pid}, {time.monotonic() - t0:.1f}s)")
-            return
         time.sleep(0.1)
     raise click.ClickException(f"{comp.name} did not become ready in {timeout:.0f}s; see "
                                f"{layout.log_file(comp.name)}")

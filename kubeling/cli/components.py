@@ -12,6 +12,7 @@ import click
 
 COMPONENTS = {
     "apiserver": "controlplane.apiserver",
+    "controller-manager": "controlplane.controllers",
 }
 
 

@@ -48,14 +48,16 @@ ensure_dockerd() {
     docker_up && return 0
     if have_systemd; then
         say "starting docker (systemd)"
-        systemctl start docker || true
+        systemctl start docker 9>&- || true
     else
         ensure_cgroups
         mkdir -p "$KUBELING_LOG_DIR"
         local log="$KUBELING_LOG_DIR/dockerd.log"
         say "starting dockerd (log: $log)"
         # setsid + nohup: the daemon must outlive this script and its terminal.
-        setsid nohup /usr/sbin/dockerd >>"$log" 2>&1 </dev/null &
+        # 9>&-: fd 9 is scripts/setup's lock; a daemon inheriting it would hold
+        # the lock forever and make every later setup wait.
+        setsid nohup /usr/sbin/dockerd >>"$log" 2>&1 </dev/null 9>&- &
     fi
     local waited=0
     until docker_up; do

@@ -268,3 +268,26 @@ async def test_unauthenticated_requests_are_refused(apiserver):
         with pytest.raises(errors.ApiError) as e:
             await bad.list(PODS, "default")
     assert e.value.code == 401 and e.value.reason == "Unauthorized"
+
+
+async def test_service_replace_without_cluster_ip_keeps_it(client, namespace):
+    svc = await client.create(SERVICES, {"metadata": {"name": "keep"},
+                                         "spec": {"type": "NodePort", "ports": [{"port": 80}]}}, namespace)
+    body = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "keep", "namespace": namespace,
+                         "resourceVersion": svc["metadata"]["resourceVersion"]},
+            "spec": {"type": "NodePort", "ports": [{"port": 80}], "selector": {"app": "new"}}}
+    out = await client.update(SERVICES, body)
+    assert out["spec"]["clusterIP"] == svc["spec"]["clusterIP"]
+    assert out["spec"]["ports"][0]["nodePort"] == svc["spec"]["ports"][0]["nodePort"]
+    assert out["spec"]["selector"] == {"app": "new"}
+
+
+async def test_terminating_namespace_refuses_new_content(client, unique_name):
+    # No controller manager runs in this module, so the namespace stays Terminating.
+    await client.create(NAMESPACES, {"metadata": {"name": unique_name}})
+    out = await client.delete(NAMESPACES, unique_name)
+    assert out["status"]["phase"] == "Terminating" and out["metadata"]["deletionTimestamp"]
+    with pytest.raises(errors.ApiError) as e:
+        await client.create(CONFIGMAPS, {"metadata": {"name": "late"}}, unique_name)
+    assert e.value.code == 403 and "being terminated" in e.value.message

@@ -22,7 +22,6 @@ from kubeling.timefmt import format_time
 
 KUBECTL = next((p for p in ("/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "/usr/bin/kubectl")
                 if Path(p).exists()), None) or shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 
 
 def _objects(now: datetime) -> dict[str, list[dict]]:
