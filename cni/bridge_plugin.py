@@ -98,7 +98,8 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
         key = iptables_rules.pod_key(cfg.name, args.container_id, args.ifname)
         for ip in ips:
             iface = ipaddress.ip_interface(ip["address"])
-            iptables_rules.ensure_pod_rules(cfg.bridge, str(iface.network), cfg.ip_masq, str(iface.ip), key)
+            iptables_rules.ensure_pod_rules(
+                cfg.bridge, br_index, str(iface.network), cfg.ip_masq, str(iface.ip), key)
 
         return {
             "interfaces": [
@@ -145,10 +146,9 @@ def delete(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> None:
                 finally:
                     pod.close()
         netlink_ops.delete_link(host, host_veth_name(cfg.name, args.container_id, args.ifname))
-        in_use = netlink_ops.bridge_in_use(host, cfg.bridge)
-        if cfg.ip_masq or not in_use:
+        if cfg.ip_masq:
             key = iptables_rules.pod_key(cfg.name, args.container_id, args.ifname)
-            iptables_rules.remove_pod_rules(key, cfg.bridge, in_use)
+            iptables_rules.remove_pod_rules(key, cfg.bridge)
     finally:
         host.close()
 

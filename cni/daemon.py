@@ -6,6 +6,7 @@ CniDaemon(path).start() / .stop().
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 
 from cni import netns, runner, wire
 
@@ -73,8 +75,14 @@ class CniDaemon:
             self._acceptor.join(timeout)
         with self._lock:
             workers = list(self._workers)
+        deadline = time.monotonic() + timeout
         for w in workers:
-            w.join(timeout)
+            w.join(max(0.0, deadline - time.monotonic()))
+        stuck = [w for w in workers if w.is_alive()]
+        if stuck:
+            # Leave evidence of what never finished instead of hanging a shutdown forever.
+            log.error("%d CNI requests still running at shutdown; thread stacks follow", len(stuck))
+            faulthandler.dump_traceback(all_threads=True)
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
@@ -111,23 +119,21 @@ class CniDaemon:
                 if items is None or len(items) < 2:
                     return
                 plugin = items[0].decode()
-                if uid != 0 and uid != os.getuid():
-                    conn.sendall(wire.encode([b"fallback", b"peer not privileged"]))
+                # The caller does the work itself when it is not root, runs in another host
+                # namespace (e.g. a test node: the work belongs there) or names a plugin we
+                # don't know.
+                if (uid != 0 and uid != os.getuid()) or not netns.same_netns(pid) or plugin not in runner.PLUGINS:
+                    conn.sendall(wire.DECLINED)
                     return
-                if not netns.same_netns(pid):
-                    # The caller runs in another host namespace (e.g. a test node): the work
-                    # belongs there, so it has to do it itself.
-                    conn.sendall(wire.encode([b"fallback", b"different network namespace"]))
-                    return
-                if plugin not in runner.PLUGINS:
-                    conn.sendall(wire.encode([b"fallback", b"unknown plugin"]))
-                    return
+                conn.sendall(wire.ACCEPTED)
                 env = {}
                 for item in items[2:]:
                     k, _, v = item.partition(b"=")
                     env[os.fsdecode(k)] = os.fsdecode(v)
+                started = time.perf_counter()
                 out = runner.run(plugin, env, items[1])
-                conn.sendall(wire.encode([b"ok", str(out.exit_code).encode(), out.stdout, out.stderr]))
+                log.debug("%s %s took %.1f ms", plugin, env.get("CNI_COMMAND"), (time.perf_counter() - started) * 1e3)
+                conn.sendall(wire.encode([str(out.exit_code).encode(), out.stdout, out.stderr]))
                 if out.stderr:
                     log.warning("%s %s: %s", plugin, env.get("CNI_COMMAND"), out.stderr.decode(errors="replace"))
         except Exception:
@@ -140,7 +146,10 @@ class CniDaemon:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cni.daemon", description=__doc__)
     parser.add_argument("--socket", default=os.environ.get(wire.SOCKET_ENV) or wire.DEFAULT_SOCKET)
+    parser.add_argument("--debug", action="store_true", help="log every request with its duration")
     opts = parser.parse_args(argv)
+    if opts.debug:
+        log.setLevel(logging.DEBUG)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     daemon = CniDaemon(opts.socket)
     done = threading.Event()
@@ -155,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     print("ready", flush=True)  # lets a supervisor or test know the socket is live
     done.wait()
     log.info("stopping")
-    daemon.stop()
+    daemon.stop(timeout=30)
 
 
 if __name__ == "__main__":

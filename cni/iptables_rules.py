@@ -3,9 +3,11 @@
 Per (bridge, subnet) two chains of our own:
   filter KUBELING-CNI-F-<hash>: ACCEPT from and to the pod subnet, jumped to from the top of
          FORWARD (Docker sets the FORWARD policy to DROP and br_netfilter sends bridged pod-to-pod
-         frames through it);
+         frames through it). It lives as long as the bridge, which DEL keeps like the reference
+         plugin does; remove_bridge_rules() (cni.cleanup) takes both away.
   nat    KUBELING-CNI-M-<hash>: ACCEPT to the subnet, MASQUERADE the rest except multicast,
-         jumped to from POSTROUTING by one rule per pod (-s <pod ip>), which only that pod owns.
+         jumped to from POSTROUTING by one rule per pod (-s <pod ip>), which only that pod owns;
+         the DEL of the last such pod removes the chain.
 Rules are found again by their comments; nothing else is ever touched, and no table is flushed.
 """
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -28,6 +32,14 @@ COMMENT = "kubeling-cni"
 DEFAULT_LOCK = "/run/kubeling/cni-iptables.lock"
 
 _backend: str | None = None
+
+# When a long-lived process (the daemon) last saw a network's forward rules in place, so
+# steady-state ADDs skip iptables-save. Keyed by the bridge's ifindex too: cleanup deletes the
+# bridge, so a recreated one never inherits the entry. Short enough that rules removed behind
+# our back come back soon.
+VERIFIED_TTL = 30.0
+_verified: dict[tuple[int, str, int, str], float] = {}
+_verified_lock = threading.Lock()
 
 
 def _count_rules(save_cmd: str) -> int:
@@ -137,7 +149,7 @@ def _is_ipv4(subnet: str) -> bool:
     return ipaddress.ip_network(subnet, strict=False).version == 4
 
 
-def ensure_pod_rules(bridge: str, subnet: str, masq: bool, pod_ip: str, key: str) -> None:
+def ensure_pod_rules(bridge: str, bridge_index: int, subnet: str, masq: bool, pod_ip: str, key: str) -> None:
     """Forward-accept for the pod subnet and, with ipMasq, the pod's own masquerade jump."""
     if not _is_ipv4(subnet):
         return  # the chains are IPv4 (iptables); IPv6 pods are left to ip6tables users
@@ -145,6 +157,12 @@ def ensure_pod_rules(bridge: str, subnet: str, masq: bool, pod_ip: str, key: str
     h = _hash(bridge, subnet)[:12]
     fchain, mchain = FORWARD_PREFIX + h, MASQ_PREFIX + h
     comment = _net_comment(bridge, subnet)
+    vkey = (_netns_inode(), bridge, bridge_index, subnet)
+    if not masq:
+        with _verified_lock:
+            seen = _verified.get(vkey)
+        if seen is not None and time.monotonic() - seen < VERIFIED_TTL:
+            return
     with _locked():
         saved = _save()
         filt: list[str] = []
@@ -164,6 +182,18 @@ def ensure_pod_rules(bridge: str, subnet: str, masq: bool, pod_ip: str, key: str
             if rule not in saved.lines.get("nat", []):
                 nat.append(rule)
         _restore({"filter": filt, "nat": nat})
+        with _verified_lock:
+            _verified[vkey] = time.monotonic()
+
+
+def _netns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def _forget(bridge: str) -> None:
+    with _verified_lock:
+        for k in [k for k in _verified if k[1] == bridge]:
+            del _verified[k]
 
 
 def _unreferenced_masq_chains(saved: Saved, removed: set[str]) -> list[str]:
@@ -178,8 +208,8 @@ def _unreferenced_masq_chains(saved: Saved, removed: set[str]) -> list[str]:
     return [c for c in chains if c not in used]
 
 
-def remove_pod_rules(key: str, bridge: str, bridge_in_use: bool) -> None:
-    """Drop the pod's masquerade jump; drop the network's chains once nothing needs them."""
+def remove_pod_rules(key: str, bridge: str) -> None:
+    """Drop the pod's masquerade jump, and the masquerade chain once no pod jumps to it."""
     with _locked():
         saved = _save()
         mine = {l for l in saved.lines.get("nat", []) if f'--comment "{COMMENT} pod={key}"' in l}
@@ -188,8 +218,7 @@ def remove_pod_rules(key: str, bridge: str, bridge_in_use: bool) -> None:
         for chain in sorted(_unreferenced_masq_chains(saved, mine)):
             if chain in mchains:
                 nat += [f"-F {chain}", f"-X {chain}"]
-        filt = [] if bridge_in_use else _forward_removal(saved, bridge)
-        _restore({"filter": filt, "nat": nat})
+        _restore({"nat": nat})
 
 
 def _masq_chains_of(saved: Saved, bridge: str) -> set[str]:
@@ -216,6 +245,7 @@ def _forward_removal(saved: Saved, bridge: str) -> list[str]:
 
 def remove_bridge_rules(bridge: str) -> None:
     """Explicit cleanup: every chain and jump kubeling-cni made for `bridge`."""
+    _forget(bridge)
     with _locked():
         saved = _save()
         mchains = _masq_chains_of(saved, bridge)

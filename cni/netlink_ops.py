@@ -12,7 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from cni import netns
-from cni.netdev import Devices, count_ports
+from cni.netdev import Devices
 
 IFF_UP = 0x1
 IFF_PROMISC = 0x100
@@ -205,11 +205,6 @@ def delete_link(ns: Namespace, name: str) -> bool:
         return False
     delete_index(ns.ipr, index)
     return True
-
-
-def bridge_in_use(ns: Namespace, bridge: str) -> bool:
-    index = ns.devs.index(bridge)
-    return index is not None and count_ports(index) > 0
 
 
 def write_sysctl(name: str, value: str) -> None:

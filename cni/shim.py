@@ -1,9 +1,10 @@
 """The executables' body: hand the request to the kubeling CNI daemon, or do it here.
 
-Imported by a Python started with -I -S. Every import here is paid on each CNI call, so only
-built-in modules are used on the forwarding path (no json, no socket wrapper): a forwarded call
-then costs about an interpreter start plus one unix-socket round trip, instead of importing
-pyroute2 (~200 ms).
+Imported by a Python started with -I -S, possibly not kubeling's own interpreter: the
+forwarding path needs nothing but the standard library, so cni.install may pick the fastest
+starting python3 on the machine. Every import here is paid on each CNI call, so only built-in
+modules are used on that path (no json, no socket wrapper): a forwarded call costs about an
+interpreter start plus one unix-socket round trip, instead of importing pyroute2 (~200 ms).
 """
 from __future__ import annotations
 
@@ -39,7 +40,10 @@ def _forward(path, items):
         sock.settimeout(REPLY_TIMEOUT)
         try:
             sock.sendall(wire.encode(items))
+            verdict = sock.recv(1)
         except OSError:
+            return "absent", None
+        if verdict != wire.ACCEPTED:
             return "absent", None
         try:
             reply = wire.recv(sock)
@@ -50,24 +54,45 @@ def _forward(path, items):
         sock.close()
 
 
-def main(plugin, fallback_paths):
+def main(plugin, fallback_paths, python=None):
+    """Serve one CNI call. `fallback_paths` (repo root, site-packages) and `python` (the
+    interpreter they belong to) are what the in-process path needs."""
     stdin = sys.stdin.buffer.read()
     path = os.environ.get(wire.SOCKET_ENV, wire.DEFAULT_SOCKET)
     # IPAM is stdlib-only and cheap, so it always runs here; the bridge needs pyroute2.
     if plugin != "ipam" and path not in ("", "none"):
         env = [k + b"=" + v for k, v in os.environb.items()]
         status, reply = _forward(path, [plugin.encode(), stdin] + env)
-        if status == "reply" and reply[0] == b"ok":
-            _write(reply[2], reply[3], int(reply[1]))
+        if status == "reply":
+            _write(reply[1], reply[2], int(reply[0]))
         if status == "lost" and os.environ.get("CNI_COMMAND") == "ADD":
             # The daemon may have done part of the ADD; let the runtime tear down and retry
             # rather than guess. DEL/CHECK/STATUS/GC are safe to redo here.
             _write(_try_again(stdin), b"", 1)
+    if plugin != "ipam" and python and os.path.realpath(python) != os.path.realpath(sys.executable):
+        _run_under(python, plugin, fallback_paths, stdin)
     sys.path.extend(p for p in fallback_paths if p not in sys.path)
     from cni import runner
 
     out = runner.run(plugin, os.environ, stdin)
     _write(out.stdout, out.stderr, out.exit_code)
+
+
+def _run_under(python, plugin, paths, stdin):
+    """Do the work with kubeling's interpreter (where pyroute2 lives), same env and stdin."""
+    code = f"import sys; sys.path[:0] = {paths!r}; from cni.runner import main; main({plugin!r})"
+    argv = [python, "-I", "-S", "-c", code]
+    sys.stdout.flush()
+    if len(stdin) < 65536:  # fits a pipe buffer: hand it over and become the other interpreter
+        r, w = os.pipe()
+        os.write(w, stdin)
+        os.close(w)
+        os.dup2(r, 0)
+        os.close(r)
+        os.execv(python, argv)
+    import subprocess
+
+    sys.exit(subprocess.run(argv, input=stdin).returncode)
 
 
 def _try_again(stdin):

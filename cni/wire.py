@@ -2,13 +2,17 @@
 
 A frame is a 4-byte big-endian length, then the body: a 4-byte count of items, then each item as
 a 4-byte length and its bytes. Request items: plugin, stdin, then one "KEY=VALUE" per
-environment variable. Reply items: b"ok", exit code, stdout, stderr — or b"fallback", reason.
+environment variable. The daemon answers one byte first: ACCEPTED (it is doing the work; a
+frame of exit code, stdout, stderr follows) or DECLINED (nothing was done; the caller does it).
+A connection that ends before that byte means the request was never taken.
 """
 from __future__ import annotations
 
 DEFAULT_SOCKET = "/run/kubeling/cni.sock"
 SOCKET_ENV = "KUBELING_CNI_SOCKET"
 MAX_FRAME = 16 * 1024 * 1024
+ACCEPTED = b"A"
+DECLINED = b"D"
 
 
 def _u32(n):

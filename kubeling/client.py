@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,8 +37,14 @@ def resource_path(res: Resource, namespace: str | None = None, name: str | None 
 class Client:
     """One HTTP session to an API server; errors come back as ApiError."""
 
-    def __init__(self, server: str, token: str | None = None, user_agent: str = "kubeling") -> None:
+    def __init__(self, server: str, token: str | None = None, user_agent: str = "kubeling",
+                 ca_pem: bytes | None = None, insecure: bool = False) -> None:
         self.server = server.rstrip("/")
+        self._ssl: ssl.SSLContext | bool = True
+        if insecure:
+            self._ssl = False
+        elif ca_pem:
+            self._ssl = ssl.create_default_context(cadata=ca_pem.decode())
         headers = {"User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -47,14 +54,14 @@ class Client:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, user_agent: str = "kubeling") -> "Client":
         conn: Connection = load(path)
-        return cls(conn.server, conn.token, user_agent)
+        return cls(conn.server, conn.token, user_agent, conn.ca_pem, conn.insecure)
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=256),
+                connector=aiohttp.TCPConnector(limit=256, ssl=self._ssl),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         return self._session
 

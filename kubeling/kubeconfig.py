@@ -1,6 +1,7 @@
 """Reading and writing kubeconfig files (the format kubectl uses)."""
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ class Connection:
     server: str
     token: str | None = None
     namespace: str = "default"
+    ca_pem: bytes | None = None
+    insecure: bool = False
 
 
 def default_path() -> str:
@@ -55,13 +58,23 @@ def load(path: str | None = None, context: str | None = None) -> Connection:
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = Path(user["tokenFile"]).read_text().strip()
-    return Connection(server=server.rstrip("/"), token=token, namespace=ctx.get("namespace") or "default")
+    ca = None
+    if cluster.get("certificate-authority-data"):
+        ca = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        ca = Path(cluster["certificate-authority"]).read_bytes()
+    return Connection(server=server.rstrip("/"), token=token, namespace=ctx.get("namespace") or "default",
+                      ca_pem=ca, insecure=bool(cluster.get("insecure-skip-tls-verify")))
 
 
-def render(server: str, token: str, name: str = "kubeling", user: str = "admin") -> str:
+def render(server: str, token: str, ca_pem: bytes | None = None, name: str = "kubeling",
+           user: str = "admin") -> str:
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [{"name": f"{user}@{name}", "context": {"cluster": name, "user": user}}],
         "current-context": f"{user}@{name}",
@@ -69,10 +82,10 @@ def render(server: str, token: str, name: str = "kubeling", user: str = "admin")
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def write(path: str, server: str, token: str) -> None:
+def write(path: str, server: str, token: str, ca_pem: bytes | None = None) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp")
-    tmp.write_text(render(server, token))
+    tmp.write_text(render(server, token, ca_pem))
     os.chmod(tmp, 0o600)
     tmp.replace(p)

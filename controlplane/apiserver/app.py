@@ -17,7 +17,8 @@ from aiohttp import web
 from kubeling import errors
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
-from . import discovery, watch
+from . import discovery, openapi, watch
+from .fieldvalidation import FieldValidator
 from .registry import Registry
 from .storage import Store
 
@@ -68,9 +69,12 @@ def parse_path(path: str) -> Target | None:
     return Target(res, namespace, name, sub)
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+def _json(body: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> web.Response:
+    resp = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")
+    for key, value in headers or ():
+        resp.headers.add(key, value)
+    return resp
 
 
 def _error(exc: errors.ApiError) -> web.Response:
@@ -135,8 +139,11 @@ class ApiHandlers:
             if method == "POST":
                 if res.namespaced and ns is None:
                     raise errors.method_not_allowed(f"POST is not allowed on {request.path}")
-                obj = await self.registry.create(res, ns, await _read_body(request), dry_run=_dry_run(request))
-                return _json(obj, 201)
+                fields = FieldValidator(res, request.query.get("fieldValidation"))
+                body = await _read_body(request)
+                fields.check(body)
+                obj = await self.registry.create(res, ns, body, dry_run=_dry_run(request))
+                return _json(obj, 201, fields.headers())
             if method == "DELETE":
                 opts = await self._delete_options(request)
                 listed = await self.registry.delete_collection(
@@ -158,22 +165,28 @@ class ApiHandlers:
                 return _json(_table(res, [obj], request))
             return _json(obj)
         if method == "PUT":
+            fields = FieldValidator(res, request.query.get("fieldValidation"))
+            body = await _read_body(request)
+            fields.check(body)
             obj, created = await self.registry.update(
-                res, ns, name, await _read_body(request), subresource=sub, dry_run=_dry_run(request))
-            return _json(obj, 201 if created else 200)
+                res, ns, name, body, subresource=sub, dry_run=_dry_run(request))
+            return _json(obj, 201 if created else 200, fields.headers())
         if method == "PATCH":
+            fields = FieldValidator(res, request.query.get("fieldValidation"))
             raw = await request.read()
             obj, created = await self.registry.patch(
                 res, ns, name, request.headers.get("Content-Type", ""), raw, subresource=sub,
                 dry_run=_dry_run(request), field_manager=request.query.get("fieldManager"),
-                force=_bool_query(request, "force"))
-            return _json(obj, 201 if created else 200)
+                force=_bool_query(request, "force"), check_fields=fields.patched)
+            return _json(obj, 201 if created else 200, fields.headers())
         if method == "DELETE":
             if sub is not None:
                 raise errors.method_not_allowed(f"DELETE is not supported on {sub}")
             obj, removed = await self.registry.delete(res, ns, name, await self._delete_options(request),
                                                      dry_run=_dry_run(request))
-            if res.plural in ("pods",) or not removed:
+            # Like kube-apiserver: pods and services answer with the deleted object
+            # (client libraries decode it as such), others with a Success Status.
+            if res.plural in ("pods", "services") or not removed:
                 return _json(obj, 200)
             meta = obj.get("metadata") or {}
             return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -285,15 +298,32 @@ def build_app(store: Store, tokens: frozenset[str] = frozenset()) -> web.Applica
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         return _json(doc)
 
+    async def openapi_index(_: web.Request) -> web.Response:
+        return _json(openapi.index())
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        gv = openapi.lookup_path(request.path)
+        data = openapi.document_bytes(*gv) if gv else None
+        if data is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        # The URL carries the document's hash, so a client may cache it for good.
+        cache = "public, immutable" if request.query.get("hash") else "no-cache, private"
+        return web.Response(body=data, content_type="application/json",
+                            headers={"Cache-Control": cache, "Etag": f'"{openapi.document_hash(*gv)}"'})
+
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, ok)
     app.router.add_get("/version", version)
+    app.router.add_get("/version/", version)  # the python client asks with a slash
     app.router.add_get("/api", api)
     app.router.add_get("/apis", apis)
+    app.router.add_get("/openapi/v3", openapi_index)
+    app.router.add_get("/openapi/v3/{tail:.+}", openapi_document)
     app.router.add_route("*", "/{tail:.*}", group_or_version)
 
     async def on_startup(_: web.Application) -> None:
         await store.connect()
+        await registry.namespaces.start()
         ns_res = BY_PLURAL[("", "namespaces")]
         for ns in DEFAULT_NAMESPACES:
             try:
@@ -303,6 +333,7 @@ def build_app(store: Store, tokens: frozenset[str] = frozenset()) -> web.Applica
                     raise
 
     async def on_cleanup(_: web.Application) -> None:
+        await registry.namespaces.stop()
         await store.close()
 
     app.on_startup.append(on_startup)

@@ -22,6 +22,7 @@ from kubeling.selectors import (check_field_selector, object_fields, parse_field
 from kubeling.validation import validate
 
 from . import allocator, objectmeta, strategies
+from .namespaces import NamespaceCache
 from .storage import ClaimTaken, KeyExists, KeyMissing, RevisionMismatch, Store
 
 PATCH_TYPES = {
@@ -55,6 +56,7 @@ def _as_int(value: Any, default: int = 0) -> int:
 class Registry:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.namespaces = NamespaceCache(store)
 
     # ---- reads -------------------------------------------------------------
 
@@ -140,7 +142,7 @@ class Registry:
     async def _namespace_open(self, res: Resource, ns: str | None, name: str) -> None:
         if not res.namespaced:
             return
-        nsobj = await self.store.get(f"/registry/namespaces/{ns}")
+        nsobj = await self.namespaces.get(ns or "")
         if nsobj is None:
             raise errors.not_found("namespaces", ns or "")
         if (nsobj.get("metadata") or {}).get("deletionTimestamp"):
@@ -305,8 +307,11 @@ class Registry:
 
     async def patch(self, res: Resource, ns: str | None, name: str, content_type: str, raw: bytes, *,
                     subresource: str | None = None, dry_run: bool = False,
-                    field_manager: str | None = None, force: bool = False
+                    field_manager: str | None = None, force: bool = False,
+                    check_fields: Callable[[dict[str, Any]], None] | None = None
                     ) -> tuple[dict[str, Any], bool]:
+        """`check_fields` sees (and may prune or refuse) the patched object before
+        anything else does: unknown fields are judged on the result of a patch."""
         kind = PATCH_TYPES.get(content_type.split(";")[0].strip().lower())
         if kind is None:
             raise errors.unsupported_media_type(content_type)
@@ -318,6 +323,8 @@ class Registry:
             patched = _apply(kind, current, patch_doc, res, field_manager or "")
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
+            if check_fields is not None:
+                check_fields(patched)
             patched = self._check_body(res, ns, patched, name)
             # A patch may carry a resourceVersion precondition of its own.
             want_rv = (patch_doc.get("metadata") or {}).get("resourceVersion") \
@@ -336,6 +343,8 @@ class Registry:
         if kind == "apply" and subresource is None:
             async def create() -> dict[str, Any]:
                 obj = _apply(kind, None, patch_doc, res, field_manager or "")
+                if check_fields is not None and isinstance(obj, dict):
+                    check_fields(obj)
                 return await self.create(res, ns, self._check_body(res, ns, obj, name), dry_run=dry_run)
         return await self._guaranteed_update(res, ns, name, mutate, dry_run=dry_run, create=create)
 

@@ -7,6 +7,8 @@ import logging
 
 from kubeling.client import Client
 
+from .endpoints import EndpointsController
+from .endpointslices import EndpointSliceController
 from .nodeipam import NodeIpamController
 from .namespace import NamespaceController
 
@@ -14,7 +16,8 @@ from .namespace import NamespaceController
 async def main(args: argparse.Namespace) -> None:
     client = Client.from_kubeconfig(args.kubeconfig, user_agent="kubeling-controller-manager")
     controllers = [NodeIpamController(client, args.cluster_cidr, args.node_cidr_mask_size),
-                   NamespaceController(client)]
+                   NamespaceController(client), EndpointsController(client),
+                   EndpointSliceController(client)]
     try:
         await asyncio.gather(*(c.run() for c in controllers))
     finally:

@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from kubeling import kubeconfig
+from kubeling import kubeconfig, pki
 
 from .components import component_argv
 
@@ -40,7 +41,15 @@ class Layout:
 
     @property
     def server(self) -> str:
-        return f"http://127.0.0.1:{self.apiserver_port}"
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def cert(self) -> Path:
+        return self.config_dir / "pki" / "apiserver.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.config_dir / "pki" / "apiserver.key"
 
     @property
     def kubeconfig(self) -> Path:
@@ -71,8 +80,9 @@ def _port_open(port: int) -> bool:
 
 
 def _healthz(layout: Layout) -> bool:
+    ctx = ssl.create_default_context(cafile=str(layout.cert))
     try:
-        with urllib.request.urlopen(layout.server + "/healthz", timeout=1) as resp:
+        with urllib.request.urlopen(layout.server + "/healthz", timeout=1, context=ctx) as resp:
             return resp.status == 200
     except OSError:
         return False
@@ -101,7 +111,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("etcd", _etcd_argv, lambda lay: _port_open(lay.etcd_port)),
     Component("apiserver", lambda lay: component_argv("apiserver", [
         "--etcd", lay.etcd_url, "--port", str(lay.apiserver_port),
-        "--token-file", str(lay.token_file)]), _healthz),
+        "--token-file", str(lay.token_file),
+        "--tls-cert-file", str(lay.cert), "--tls-private-key-file", str(lay.key)]), _healthz),
     Component("controller-manager", _client_argv("controller-manager"), _settled),
 )
 
@@ -213,7 +224,8 @@ def up_cmd(**kw: object) -> None:
     for d in (layout.run_dir, layout.log_dir, layout.data_dir, layout.config_dir):
         d.mkdir(parents=True, exist_ok=True)
     token = _ensure_token(layout)
-    kubeconfig.write(str(layout.kubeconfig), layout.server, token)
+    pki.ensure(layout.cert, layout.key)
+    kubeconfig.write(str(layout.kubeconfig), layout.server, token, layout.cert.read_bytes())
     for comp in COMPONENTS:
         _start(layout, comp)
     click.echo(f"kubeling is up: kubeconfig {layout.kubeconfig}, API {layout.server}")

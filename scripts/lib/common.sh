@@ -46,7 +46,13 @@ ensure_cgroups() {
 ensure_dockerd() {
     local timeout="${1:-60}"
     docker_up && return 0
-    if have_systemd; then
+    # The pid file, not pgrep: tests run more dockerds of their own (one per
+    # node netns), which say nothing about the machine's.
+    local pid
+    pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        say "waiting for the running dockerd to answer"
+    elif have_systemd; then
         say "starting docker (systemd)"
         systemctl start docker 9>&- || true
     else

@@ -53,6 +53,12 @@ def test_up_is_idempotent_apply_works_and_down_leaves_nothing(tmp_path):
                              "/registry/pods/default/hello", "--print-value-only"],
                             capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"})
         assert '"name":"hello"' in kv.stdout
+        # Real kubectl authenticates over the TLS the cluster serves.
+        kubectl = subprocess.run(["/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "--kubeconfig", str(kubeconfig),
+                                  "--cache-dir", str(tmp_path / "kcache"), "get", "pods", "-o", "name"],
+                                 capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)},
+                                 timeout=60)
+        assert kubectl.stdout.strip() == "pod/hello", kubectl.stderr
 
         run(env, "down")
         assert not any(alive(p) for p in pids.values())

@@ -100,6 +100,26 @@ class Node:
         out = self.run("iptables-save").stdout
         return [l for l in out.splitlines() if "KUBELING-CNI" in l or "kubeling-cni" in l]
 
+    def pod_rules(self) -> list[str]:
+        """Rules that exist because of pods (masquerade); DEL of the last pod removes them all."""
+        return [l for l in self.our_rules() if "KUBELING-CNI-M-" in l or "kubeling-cni pod=" in l]
+
+    def forward_rules(self, bridge: str) -> list[str]:
+        return [l for l in self.our_rules() if "KUBELING-CNI-F-" in l and
+                (not l.startswith("-A FORWARD") or f"bridge={bridge} " in l)]
+
+    def cleanup_network(self, bridge: str, network: str | None = None, data_dir: str | None = None) -> None:
+        """The explicit cleanup: afterwards no bridge, chain or allocation directory remains."""
+        args = [sys.executable, "-m", "cni.cleanup", "--bridge", bridge]
+        if network:
+            args += ["--network", network, "--data-dir", data_dir]
+        res = subprocess.run(["nsenter", f"--net={self.path}", *args], cwd=REPO, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        assert bridge not in self.links()
+        assert self.our_rules() == []
+        if network:
+            assert not os.path.exists(os.path.join(data_dir, network))
+
 
 def in_pod(netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return sh("nsenter", f"--net={netns}", *args, check=check)
@@ -146,7 +166,6 @@ def _root_links() -> set[str]:
 @pytest.fixture
 def node(plugin_dir, tmp_path):
     name = f"kcnode-{rand()}"
-    before_netns = set(sh("ip", "netns", "list").stdout.split())
     root_links = {l.split(": ")[1].split("@")[0] for l in _root_links() if ": " in l}
     sh("ip", "netns", "add", name)
     n = Node(name, plugin_dir, str(tmp_path / "cni.sock"))
@@ -158,8 +177,8 @@ def node(plugin_dir, tmp_path):
     for pod in n.pods:
         sh("ip", "netns", "del", pod.split("/")[-1], check=False)
     sh("ip", "netns", "del", name, check=False)
-    after_netns = set(sh("ip", "netns", "list").stdout.split())
-    assert not {x for x in after_netns - before_netns if x.startswith(("kcnode-", "kcpod-"))}
+    left = [x for x in [name, *n.pods] if os.path.exists(f"/run/netns/{x}")]
+    assert not left, f"network namespaces left behind: {left}"
     now = {l.split(": ")[1].split("@")[0] for l in _root_links() if ": " in l}
     leaked = [x for x in now - root_links if x.startswith("kcbr")]
     assert not leaked, f"links left in the root namespace: {leaked}"

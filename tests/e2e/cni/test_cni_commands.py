@@ -90,12 +90,10 @@ def test_add_check_del(node, request, mode, bridge, subnet, tmp_path):
     assert "eth0" not in in_pod(pod, "ip", "-o", "link").stdout
     assert host_if["name"] not in node.links()
     assert not alloc.exists()
-    assert node.our_rules() == []
-    # Explicit cleanup removes what DEL leaves on purpose: the bridge.
-    node.run(os.sys.executable, "-m", "cni.cleanup", "--bridge", bridge, "--network", "kc-net",
-             "--data-dir", str(tmp_path / "ipam"))
-    assert bridge not in node.links()
-    assert not (tmp_path / "ipam" / "kc-net").exists()
+    assert node.pod_rules() == []
+    # What DEL keeps on purpose, like the reference: the bridge, and with it the forward accept.
+    assert bridge in node.links() and len(node.forward_rules(bridge)) == 4
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
 
 
 def test_del_without_netns_and_with_missing_netns(node, daemon, bridge, subnet, tmp_path):
@@ -112,7 +110,8 @@ def test_del_without_netns_and_with_missing_netns(node, daemon, bridge, subnet, 
     assert node.cni("kubeling-bridge", "DEL", conf, cid="c-gone", netns="").ok
     assert host_veth not in node.links()
     assert sorted(os.listdir(tmp_path / "ipam" / "kc-net")) == ["last_reserved_ip.0", "lock"]
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge)
 
 
 def test_legacy_result_version(node, daemon, bridge, subnet, tmp_path):
@@ -150,4 +149,5 @@ def test_status_and_gc(node, daemon, bridge, subnet, tmp_path):
     assert len(masq) == 1 and f"-s {ips[0]}/32" in masq[0]
     for i, pod in enumerate(pods):
         assert node.cni("kubeling-bridge", "DEL", conf, cid=f"c-{i}", netns=pod).ok
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))

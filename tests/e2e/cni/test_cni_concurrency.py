@@ -34,7 +34,8 @@ def test_50_concurrent_adds_get_50_distinct_working_ips(node, daemon, bridge, su
     assert all(r.ok for r in dels), [r for r in dels if not r.ok][:3]
     assert sorted(os.listdir(tmp_path / "ipam" / "kc-net")) == ["last_reserved_ip.0", "lock"]
     assert [l for l in node.links() if l.startswith("veth")] == []
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
 
 
 def test_daemon_restart_mid_run(node, daemon, bridge, subnet, tmp_path):
@@ -65,7 +66,8 @@ def test_daemon_restart_mid_run(node, daemon, bridge, subnet, tmp_path):
     for i, pod in enumerate(pods):
         assert node.cni("kubeling-bridge", "DEL", conf, cid=f"c{i}", netns=pod).ok
     assert sorted(os.listdir(tmp_path / "ipam" / "kc-net")) == ["last_reserved_ip.0", "lock"]
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
 
 
 def test_daemon_killed_during_add_asks_runtime_to_retry(node, daemon, bridge, subnet, tmp_path):
@@ -96,5 +98,6 @@ def test_daemon_killed_during_add_asks_runtime_to_retry(node, daemon, bridge, su
     again = node.cni("kubeling-bridge", "ADD", conf, cid="ck", netns=pod, env=env)
     assert again.ok, again
     assert node.cni("kubeling-bridge", "DEL", conf, cid="ck", netns=pod, env=env).ok
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
     daemon.start()  # leave it running for the fixture's own checks

@@ -31,8 +31,9 @@ def test_ping_pod_to_pod_and_host_to_pod(node, daemon, bridge, subnet, tmp_path)
 
     for i, p in enumerate(pods):
         assert node.cni("kubeling-bridge", "DEL", conf, cid=f"c{i}", netns=p).ok
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
     assert not ping(node.path, a)
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
 
 
 def _rule_args(line: str) -> list[str]:

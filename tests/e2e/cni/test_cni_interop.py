@@ -29,7 +29,8 @@ def test_kubeling_bridge_with_reference_host_local(node, daemon, bridge, subnet,
     for i, p in enumerate(pods):
         assert node.cni("kubeling-bridge", "DEL", conf, cid=f"c{i}", netns=p).ok
     assert _allocs(tmp_path / "ipam" / "kc-net") == []
-    assert node.our_rules() == []
+    assert node.pod_rules() == []
+    node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
 
 
 def test_reference_bridge_with_kubeling_ipam(node, bridge, subnet, tmp_path):
@@ -73,8 +74,6 @@ def test_same_observable_result_as_reference(node, daemon, tmp_path):
             r["ips"], r["routes"], view(pod),
         )
         assert node.cni(plugin, "DEL", conf, cid="same", netns=pod).ok
-        node.run("ip", "link", "del", br)
-        if label == "ours":
-            # one node namespace, same subnet for both: the first pair must leave nothing behind
-            assert node.our_rules() == []
+        # one node namespace, same subnet for both: the first pair must leave nothing behind
+        node.cleanup_network(br)
     assert out["ours"] == out["ref"]

@@ -3,7 +3,6 @@ sends for `kubectl apply` (kubectl talks to a tiny in-process HTTP server that s
 discovery and the live pod and records the PATCH body)."""
 
 import json
-import os
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -1,0 +1,68 @@
+"""`python -m agent`: the node agent for one node."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+
+from agent.agent import Agent, AgentConfig
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    p = argparse.ArgumentParser(prog="kubeling agent", description="kubeling node agent")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    p.add_argument("--node-name", default=socket.gethostname())
+    p.add_argument("--docker-host", default="unix:///var/run/docker.sock")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d")
+    p.add_argument("--cni-bin-dir", default="/opt/cni/bin:/usr/lib/cni", help="colon-separated plugin dirs")
+    p.add_argument("--root-dir", default="/var/lib/kubeling/agent", help="checkpoints, CNI cache, volumes")
+    p.add_argument("--logs-port", type=int, default=10250)
+    p.add_argument("--logs-address", default="0.0.0.0")
+    p.add_argument("--pod-cidr", default=None, help="use this pod CIDR instead of the Node's spec.podCIDR")
+    p.add_argument("--node-ip", default=None, help="InternalIP to report (default: the route to the API server)")
+    p.add_argument("--cni-bridge-type", default="bridge", help="plugin type in the written conflist")
+    p.add_argument("--cni-ipam-type", default="host-local")
+    p.add_argument("--cni-conf-name", default="10-kubeling.conflist")
+    p.add_argument("--pause-image", default="kubeling/pause:3.9")
+    p.add_argument("--always-pull", action="store_true",
+                   help="pull images with imagePullPolicy Always even when present (needs a registry)")
+    p.add_argument("--node-status-period", type=float, default=10.0)
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return AgentConfig(
+        kubeconfig=a.kubeconfig, node_name=a.node_name, docker_host=a.docker_host,
+        cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=[d for d in a.cni_bin_dir.split(":") if d],
+        root_dir=a.root_dir, logs_port=a.logs_port, logs_address=a.logs_address, pod_cidr=a.pod_cidr,
+        node_ip=a.node_ip, bridge_type=a.cni_bridge_type, ipam_type=a.cni_ipam_type,
+        cni_conf_name=a.cni_conf_name, pause_image=a.pause_image, always_pull=a.always_pull,
+        status_period=a.node_status_period)
+
+
+async def amain(cfg: AgentConfig) -> None:
+    agent = Agent(cfg)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.create_task(agent.run())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    # Containers keep running: an agent restart adopts them.
+    runner.cancel()
+    stopper.cancel()
+    await asyncio.gather(runner, stopper, return_exceptions=True)
+    await agent.close()
+    if runner in done and runner.exception():
+        raise runner.exception()
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(amain(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The node agent: wires the runtime, CNI, pod workers, PLEG, status, node
+registration and the logs endpoint together."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.checkpoints import CheckpointStore
+from agent.cni import CniInvoker
+from agent.cni_config import CONF_NAME, conflist, write_conflist
+from agent.events import EventRecorder
+from agent.logs_server import LogsServer
+from agent.node_status import NodeStatusReporter
+from agent.pleg import Pleg
+from agent.pod_sync import PodSyncer, SyncConfig
+from agent.pod_workers import PodWorkers
+from agent.probe_results import ProbeResults
+from agent.runtime.docker import DockerRuntime
+from kubeling import errors
+from kubeling.client import Client
+from kubeling.informer import Informer
+from kubeling.resources import lookup
+
+log = logging.getLogger("agent")
+PODS = lookup("pods")
+CONFIGMAPS = lookup("configmaps")
+RESYNC_PERIOD = 10.0
+
+
+@dataclass
+class AgentConfig:
+    kubeconfig: str | None
+    node_name: str
+    docker_host: str = "unix:///var/run/docker.sock"
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
+    root_dir: str = "/var/lib/kubeling/agent"
+    logs_port: int = 10250
+    logs_address: str = "0.0.0.0"
+    pod_cidr: str | None = None
+    node_ip: str | None = None
+    bridge_type: str = "bridge"
+    ipam_type: str = "host-local"
+    cni_conf_name: str = CONF_NAME
+    pause_image: str = "kubeling/pause:3.9"
+    always_pull: bool = False
+    status_period: float = 10.0
+
+
+def source_ip_towards(url: str) -> str:
+    """The local address the kernel would use to reach the API server (no packet sent)."""
+    parsed = urllib.parse.urlparse(url)
+    host = parsed.hostname or "127.0.0.1"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((host, port))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.client = Client.from_kubeconfig(cfg.kubeconfig, user_agent=f"kubeling-agent/{cfg.node_name}")
+        self.host_ip = cfg.node_ip or source_ip_towards(self.client.server)
+        self.runtime = DockerRuntime(cfg.docker_host)
+        self.cni = CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni"))
+        self.checkpoints = CheckpointStore(cfg.root_dir)
+        self.probes = ProbeResults()
+        self.events = EventRecorder(self.client, cfg.node_name)
+        from agent.status_manager import StatusManager
+        self.status = StatusManager(self.client)
+        self.syncer = PodSyncer(
+            SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull),
+            self.runtime, self.cni, self.checkpoints, self.status, self.events, self.probes,
+            self._get_configmap, self.network_ready)
+        self._by_uid: dict[str, tuple[str, str]] = {}
+        self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}",
+                                 on_add=self._pod_changed, on_update=self._pod_updated,
+                                 on_delete=self._pod_deleted)
+        self.workers = PodWorkers(self.syncer.sync, self._get_pod_by_uid, self.syncer.teardown)
+        self.pleg = Pleg(self.runtime, self._runtime_changed)
+        self.node = NodeStatusReporter(
+            self.client, self.runtime, cfg.node_name, self.host_ip, root_dir=cfg.root_dir,
+            logs_port=cfg.logs_port, pod_cidr=cfg.pod_cidr, on_pod_cidr=self._pod_cidr,
+            runtime_healthy=lambda: self.pleg.healthy, network_ready=self.network_ready,
+            period=cfg.status_period)
+        self.logs = LogsServer(self.runtime, self.informer.get)
+        self.probes.on_change = self._probe_changed
+        self.probes.on_liveness_failure = self._liveness_failed
+        self._tasks: list[asyncio.Task] = []
+        self.ready = asyncio.Event()
+
+    # ---- wiring ----------------------------------------------------------------
+
+    def network_ready(self) -> bool:
+        return os.path.exists(os.path.join(self.cfg.cni_conf_dir, self.cfg.cni_conf_name))
+
+    def _pod_cidr(self, cidr: str) -> None:
+        doc = conflist(cidr, bridge_type=self.cfg.bridge_type, ipam_type=self.cfg.ipam_type,
+                       ipam_data_dir=os.path.join(self.cfg.root_dir, "ipam"))
+        if write_conflist(self.cfg.cni_conf_dir, doc, self.cfg.cni_conf_name):
+            log.info("wrote %s for pod CIDR %s", self.cfg.cni_conf_name, cidr)
+
+    async def _get_configmap(self, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.client.get(CONFIGMAPS, name, ns)
+        except errors.ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def _get_pod_by_uid(self, uid: str) -> dict[str, Any] | None:
+        key = self._by_uid.get(uid)
+        if key is None:
+            return None
+        pod = self.informer.get(*key)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            return None
+        return pod
+
+    def _pod_changed(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        self._by_uid[meta["uid"]] = (meta.get("namespace", ""), meta["name"])
+        self.workers.update(meta["uid"])
+
+    def _pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if old["metadata"].get("uid") != new["metadata"].get("uid"):
+            self._pod_deleted(old)
+        self._pod_changed(new)
+
+    def _pod_deleted(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"].get("uid")
+        if uid:
+            self._by_uid.pop(uid, None)
+            self.workers.update(uid)
+
+    def _runtime_changed(self, uid: str) -> None:
+        if uid in self._by_uid or uid in self.workers or self.informer.synced.is_set():
+            self.workers.update(uid)
+
+    def _probe_changed(self, uid: str) -> None:
+        if uid in self._by_uid:
+            self.workers.update(uid)
+
+    def _liveness_failed(self, uid: str, container: str, message: str) -> None:
+        pod = self._get_pod_by_uid(uid)
+        if pod is not None:
+            t = asyncio.create_task(self.syncer.kill_container(pod, container, message))
+            self._tasks.append(t)
+
+    # ---- running -----------------------------------------------------------------
+
+    async def _register(self) -> None:
+        while True:
+            try:
+                await self.node.register()
+                return
+            except Exception as exc:
+                log.warning("node registration failed: %s; retrying", exc)
+                await asyncio.sleep(2)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_PERIOD)
+            for uid in list(self._by_uid):
+                self.workers.update(uid)
+
+    async def run(self) -> None:
+        await self.logs.start(self.cfg.logs_address, self.cfg.logs_port)
+        try:
+            await self.pleg.relist()
+            self.pleg.healthy = True
+        except Exception as exc:
+            log.warning("Docker is not reachable yet: %s", exc)
+        await self._register()
+        self._tasks.append(asyncio.create_task(self.informer.run(), name="pod-informer"))
+        await self.informer.synced.wait()
+        # Adopt what Docker and the checkpoints show: pods of this node resume in
+        # their workers; anything whose pod left the API is torn down.
+        known = set(self._by_uid)
+        leftovers = (self.pleg.pod_uids() | {cp.pod_uid for cp in self.checkpoints.all()}) - known
+        for uid in leftovers:
+            log.info("tearing down pod %s: gone from the API", uid)
+            self.workers.update(uid)
+        self._tasks += [asyncio.create_task(self.pleg.run_relist(), name="pleg-relist"),
+                        asyncio.create_task(self.pleg.run_events(), name="pleg-events"),
+                        asyncio.create_task(self.node.run(), name="node-status"),
+                        asyncio.create_task(self._resync(), name="resync")]
+        self.ready.set()
+        log.info("agent for node %s running (host IP %s, logs port %d)", self.cfg.node_name,
+                 self.host_ip, self.cfg.logs_port)
+        await asyncio.gather(*self._tasks)
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.workers.stop()
+        await self.events.drain()
+        await self.logs.stop()
+        await self.runtime.close()
+        await self.client.close()

@@ -1,0 +1,187 @@
+"""The proxy's control loop: Services and EndpointSlices in, one iptables-restore per sync out.
+
+Informer events only update the in-memory picture and wake the sync loop, so a burst of
+changes is coalesced into one sync (the next one starts when the running one ends, and no
+sooner than min_sync_interval after it started). Every sync_period a full sync rewrites every
+chain of ours from scratch and removes chains of ours that nothing renders any more (a previous
+run's included); in between, a sync rewrites only the chains whose rules changed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.proxy import conntrack, rules
+from agent.proxy.iptables import Iptables
+from agent.proxy.model import Endpoint, ServicePort, service_ports, slice_endpoints, slice_service, usable
+from kubeling.client import Client
+from kubeling.informer import Informer, key_of
+from kubeling.resources import lookup
+
+log = logging.getLogger("kubeling.proxy")
+
+
+@dataclass
+class SyncStats:
+    count: int = 0
+    full: int = 0
+    failures: int = 0
+    last_ms: float = 0.0
+    history: list[tuple[float, bool, float]] = field(default_factory=list)  # (end wall time, full, ms)
+
+
+class Proxier:
+    def __init__(self, client: Client, cfg: rules.Config, ipt: Iptables, *, sync_period: float = 30.0,
+                 min_sync_interval: float = 0.0,
+                 on_synced: Callable[[SyncStats], None] | None = None) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.ipt = ipt
+        self.sync_period = sync_period
+        self.min_sync_interval = min_sync_interval
+        self.on_synced = on_synced
+        self.services: dict[tuple[str, str], list[ServicePort]] = {}
+        self.slices: dict[tuple[str, str], dict[str, Any]] = {}  # (ns, slice name) → slice
+        self.slices_of: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (ns, service) → slice keys
+        self.endpoints: dict[rules.EndpointKey, list[Endpoint]] = {}
+        self._endpoint_keys: dict[tuple[str, str], set[rules.EndpointKey]] = {}
+        self.renderer = rules.Renderer(cfg)
+        self.applied: rules.Ruleset | None = None  # last ruleset written successfully
+        self.flows: dict[ServicePort, tuple[Endpoint, ...]] = {}  # UDP endpoints last programmed
+        self.stats = SyncStats()
+        self._wake = asyncio.Event()
+        self._jumps_ok = False
+
+    # --- informer handlers: update state, wake the loop -------------------------------------
+
+    def _service_changed(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        key = key_of(obj)
+        if deleted:
+            self.services.pop(key, None)
+        else:
+            self.services[key] = service_ports(obj)
+        self._wake.set()
+
+    def _slice_changed(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        skey = key_of(obj)
+        old = self.slices.pop(skey, None)
+        touched = set()
+        if old is not None and (svc := slice_service(old)) is not None:
+            self.slices_of.get(svc, set()).discard(skey)
+            touched.add(svc)
+        svc = slice_service(obj)
+        if not deleted and svc is not None:
+            self.slices[skey] = obj
+            self.slices_of.setdefault(svc, set()).add(skey)
+            touched.add(svc)
+        for svc in touched:
+            self._recompute_endpoints(svc)
+        if touched:
+            self._wake.set()
+
+    def _recompute_endpoints(self, svc: tuple[str, str]) -> None:
+        for k in self._endpoint_keys.pop(svc, set()):
+            self.endpoints.pop(k, None)
+        keys = self.slices_of.get(svc) or set()
+        if not keys:
+            self.slices_of.pop(svc, None)
+            return
+        by_port = slice_endpoints(self.slices[k] for k in keys)
+        ekeys = set()
+        for (port_name, proto), eps in by_port.items():
+            ek = (svc[0], svc[1], port_name, proto)
+            self.endpoints[ek] = eps
+            ekeys.add(ek)
+        self._endpoint_keys[svc] = ekeys
+
+    # --- syncing ------------------------------------------------------------------------------
+
+    def sync_once(self, ports: list[ServicePort], endpoints: dict[rules.EndpointKey, list[Endpoint]],
+                  full: bool) -> None:
+        """Render and apply (runs in a worker thread; blocking subprocesses)."""
+        t0 = time.monotonic()
+        ruleset = self.renderer.render(ports, endpoints)
+        if full or self.applied is None:
+            existing = self.ipt.our_chains()
+            old = None
+        else:
+            existing = rules.chain_names(self.applied)
+            old = self.applied
+        stale = {t: existing.get(t, set()) - set(ruleset[t]) for t in rules.TABLES}
+        text = rules.restore_text(ruleset, old, stale)
+        self.applied = None  # a failed restore leaves the state unknown: the next sync is full
+        self.ipt.restore(text)
+        self.applied = ruleset
+        if full or not self._jumps_ok:
+            self.ipt.ensure_jumps()
+            self._jumps_ok = True
+        flows = {sp: tuple(usable(endpoints.get(rules.endpoint_key(sp), ()), self.cfg.use_terminating))
+                 for sp in ports if sp.protocol == "udp"}
+        conntrack.run_deletions(conntrack.stale_deletions(self.flows, flows))
+        self.flows = flows
+        ms = (time.monotonic() - t0) * 1000
+        s = self.stats
+        s.count += 1
+        s.full += int(full)
+        s.last_ms = ms
+        s.history.append((time.time(), full, ms))
+        del s.history[:-1000]
+        log.info("sync %d (%s): %d service ports, %d lines written, %.1f ms",
+                 s.count, "full" if full else "partial", len(ports), text.count("\n"), ms)
+
+    async def _sync_loop(self) -> None:
+        next_full = 0.0
+        last_start = 0.0
+        while True:
+            wait = max(0.0, next_full - time.monotonic())
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            gap = self.min_sync_interval - (time.monotonic() - last_start)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._wake.clear()
+            full = time.monotonic() >= next_full
+            # A snapshot: handlers keep running on the loop while the worker thread syncs.
+            ports = [sp for sps in self.services.values() for sp in sps]
+            endpoints = dict(self.endpoints)
+            last_start = time.monotonic()
+            try:
+                await asyncio.to_thread(self.sync_once, ports, endpoints, full)
+            except Exception:
+                self.stats.failures += 1
+                log.exception("sync failed; retrying with a full sync")
+                next_full = time.monotonic() + 1.0
+                continue
+            if full:
+                next_full = time.monotonic() + self.sync_period
+            if self.on_synced is not None:
+                self.on_synced(self.stats)
+
+    async def run(self) -> None:
+        svc_inf = Informer(self.client, lookup("services"),
+                           on_add=lambda o: self._service_changed(o),
+                           on_update=lambda old, o: self._service_changed(o),
+                           on_delete=lambda o: self._service_changed(o, deleted=True))
+        eps_inf = Informer(self.client, lookup("endpointslices"),
+                           on_add=lambda o: self._slice_changed(o),
+                           on_update=lambda old, o: self._slice_changed(o),
+                           on_delete=lambda o: self._slice_changed(o, deleted=True))
+        tasks = [asyncio.create_task(svc_inf.run()), asyncio.create_task(eps_inf.run())]
+        try:
+            # The first sync waits for both caches, or it would drop every rule of a previous
+            # run for an instant.
+            await svc_inf.synced.wait()
+            await eps_inf.synced.wait()
+            log.info("caches synced: %d services, %d endpoint slices", len(self.services), len(self.slices))
+            tasks.append(asyncio.create_task(self._sync_loop()))
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,241 @@
+"""The proxy's iptables ruleset, rendered from service ports and endpoints (pure; no I/O).
+
+The shape is kube-proxy's iptables mode, under our own chain names:
+
+nat    KUBELING-SERVICES   one rule per cluster IP:port → KUBELING-SVC-<hash>; last rule: local
+                           destinations → KUBELING-NODEPORTS
+       KUBELING-NODEPORTS  per node port: mark for masquerade, → KUBELING-SVC-<hash>
+       KUBELING-SVC-<h>    mark traffic from outside the cluster CIDR; ClientIP affinity (`recent`);
+                           random spread (`statistic`, probability 1/(n-i)) → KUBELING-SEP-<h>
+       KUBELING-SEP-<h>    mark hairpin traffic (source = the endpoint); DNAT to the endpoint
+       KUBELING-MARK-MASQ  sets the masquerade bit; KUBELING-POSTROUTING masquerades marked packets
+filter KUBELING-SERVICES   REJECT service ports without endpoints, then every other address of the
+                           service CIDR, so nothing for it ever leaves the machine
+       KUBELING-FORWARD    ACCEPT the pod network and marked service traffic (FORWARD may be DROP)
+
+A Ruleset is {table: {chain: [rule lines]}}; restore_text() turns it into one
+`iptables-restore --noflush` batch, writing only the chains that differ from the last one applied.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from agent.proxy.model import Endpoint, ServicePort, usable
+
+PREFIX = "KUBELING-"
+SERVICES = "KUBELING-SERVICES"
+NODEPORTS = "KUBELING-NODEPORTS"
+MARK_MASQ = "KUBELING-MARK-MASQ"
+POSTROUTING = "KUBELING-POSTROUTING"
+FORWARD = "KUBELING-FORWARD"
+SVC_PREFIX = "KUBELING-SVC-"
+SEP_PREFIX = "KUBELING-SEP-"
+
+TABLES = ("filter", "nat")
+STATIC_CHAINS: dict[str, tuple[str, ...]] = {
+    "filter": (SERVICES, FORWARD),
+    "nat": (SERVICES, NODEPORTS, MARK_MASQ, POSTROUTING),
+}
+# (table, built-in chain) → our chains jumped to from it, in the order they must be met.
+# The filter services chain comes before the forward-accept chain so REJECTs win.
+JUMPS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("nat", "PREROUTING"): (SERVICES,),
+    ("nat", "OUTPUT"): (SERVICES,),
+    ("nat", "POSTROUTING"): (POSTROUTING,),
+    ("filter", "INPUT"): (SERVICES,),
+    ("filter", "FORWARD"): (SERVICES, FORWARD),
+    ("filter", "OUTPUT"): (SERVICES,),
+}
+JUMP_COMMENTS = {
+    SERVICES: "kubeling service portals",
+    POSTROUTING: "kubeling postrouting rules",
+    FORWARD: "kubeling forwarding rules",
+}
+
+Ruleset = dict[str, dict[str, list[str]]]
+EndpointKey = tuple[str, str, str, str]  # namespace, service, port name, protocol
+
+
+def is_ours(table: str, chain: str) -> bool:
+    """Exactly the chains this proxy creates; KUBELING-CNI-* (the CNI plugin's) never match."""
+    if chain in STATIC_CHAINS.get(table, ()):
+        return True
+    return table == "nat" and chain.startswith((SVC_PREFIX, SEP_PREFIX))
+
+
+def jump_rule(parent: str, chain: str) -> list[str]:
+    """The argument list of one jump rule (for `iptables -C/-I/-D`)."""
+    return [parent, "-m", "comment", "--comment", JUMP_COMMENTS[chain], "-j", chain]
+
+
+def endpoint_key(sp: ServicePort) -> EndpointKey:
+    return sp.namespace, sp.name, sp.port_name, sp.protocol
+
+
+def _hash(*parts: str) -> str:
+    # 15 base32 characters keep KUBELING-SVC-<hash> within iptables' 28-character chain names.
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return base64.b32encode(digest).decode()[:15]
+
+
+def svc_chain(sp: ServicePort) -> str:
+    return SVC_PREFIX + _hash(sp.key, sp.protocol)
+
+
+def sep_chain(sp: ServicePort, ep: Endpoint) -> str:
+    return SEP_PREFIX + _hash(sp.key, sp.protocol, ep.address)
+
+
+def _q(text: str) -> str:
+    return '"' + text + '"'
+
+
+@dataclass(frozen=True)
+class Config:
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    masq_mark: str = "0x4000"
+    use_terminating: bool = True  # serving terminating endpoints when no endpoint is ready
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The rules one service port contributes, cached while its inputs stay the same."""
+    nat_services: tuple[str, ...]
+    nat_nodeports: tuple[str, ...]
+    filter_services: tuple[str, ...]
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+class Renderer:
+    """Renders whole rulesets; remembers each service port's rules so a sync after one change
+    renders only that service (10,000 unchanged services cost a dictionary look-up each)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._cache: dict[ServicePort, tuple[tuple[Endpoint, ...], _Pieces]] = {}
+
+    def render(self, ports: Iterable[ServicePort],
+               endpoints: Mapping[EndpointKey, list[Endpoint]]) -> Ruleset:
+        cfg = self.cfg
+        mark = cfg.masq_mark
+        nat: dict[str, list[str]] = {SERVICES: [], NODEPORTS: [], MARK_MASQ: [], POSTROUTING: []}
+        filt: dict[str, list[str]] = {SERVICES: [], FORWARD: []}
+        nat[MARK_MASQ].append(f"-A {MARK_MASQ} -j MARK --or-mark {mark}")
+        nat[POSTROUTING] += [
+            f"-A {POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
+            # Clear the bit so a packet re-entering the stack (e.g. through a tunnel) is not
+            # masqueraded twice.
+            f"-A {POSTROUTING} -j MARK --xor-mark {mark}",
+            f"-A {POSTROUTING} -m comment --comment {_q('kubeling service traffic requiring SNAT')} "
+            f"-j MASQUERADE --random-fully",
+        ]
+        seen: set[ServicePort] = set()
+        for sp in sorted(ports, key=lambda p: (p.namespace, p.name, p.port_name, p.protocol, p.port)):
+            seen.add(sp)
+            eps = tuple(usable(endpoints.get(endpoint_key(sp), ()), cfg.use_terminating))
+            hit = self._cache.get(sp)
+            if hit is not None and hit[0] == eps:
+                pieces = hit[1]
+            else:
+                pieces = self._render_port(sp, eps)
+                self._cache[sp] = (eps, pieces)
+            nat[SERVICES] += pieces.nat_services
+            nat[NODEPORTS] += pieces.nat_nodeports
+            filt[SERVICES] += pieces.filter_services
+            for chain, rules in pieces.chains:
+                nat[chain] = list(rules)
+        for gone in [k for k in self._cache if k not in seen]:
+            del self._cache[gone]
+        nat[SERVICES].append(
+            f"-A {SERVICES} -m comment --comment {_q('kubeling service nodeports; must be the last rule')} "
+            f"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NODEPORTS}")
+        filt[SERVICES].append(
+            f"-A {SERVICES} -m comment --comment {_q('unallocated service IP')} -d {cfg.service_cidr} "
+            f"-j REJECT --reject-with icmp-port-unreachable")
+        filt[FORWARD] += [
+            f"-A {FORWARD} -m comment --comment {_q('kubeling forwarding rules')} "
+            f"-m mark --mark {mark}/{mark} -j ACCEPT",
+            f"-A {FORWARD} -m comment --comment {_q('kubeling pod network')} -s {cfg.cluster_cidr} -j ACCEPT",
+            f"-A {FORWARD} -m comment --comment {_q('kubeling pod network')} -d {cfg.cluster_cidr} -j ACCEPT",
+        ]
+        return {"filter": filt, "nat": nat}
+
+    def _render_port(self, sp: ServicePort, eps: tuple[Endpoint, ...]) -> _Pieces:
+        proto = f"-p {sp.protocol} -m {sp.protocol}"
+        key = sp.key
+        if not eps:
+            reject = [f"-A {SERVICES} -m comment --comment {_q(key + ' has no endpoints')} "
+                      f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port} "
+                      f"-j REJECT --reject-with icmp-port-unreachable"]
+            if sp.node_port:
+                reject.append(f"-A {SERVICES} -m comment --comment {_q(key + ' has no endpoints')} "
+                              f"-m addrtype --dst-type LOCAL {proto} --dport {sp.node_port} "
+                              f"-j REJECT --reject-with icmp-port-unreachable")
+            return _Pieces((), (), tuple(reject), ())
+        svc = svc_chain(sp)
+        nat_services = (f"-A {SERVICES} -m comment --comment {_q(key + ' cluster IP')} "
+                        f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port} -j {svc}",)
+        nat_nodeports: tuple[str, ...] = ()
+        if sp.node_port:
+            nat_nodeports = (
+                f"-A {NODEPORTS} -m comment --comment {_q(key)} {proto} --dport {sp.node_port} -j {MARK_MASQ}",
+                f"-A {NODEPORTS} -m comment --comment {_q(key)} {proto} --dport {sp.node_port} -j {svc}",
+            )
+        seps = [sep_chain(sp, ep) for ep in eps]
+        svc_rules = [f"-A {svc} -m comment --comment {_q(key + ' cluster IP')} ! -s {self.cfg.cluster_cidr} "
+                     f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port} -j {MARK_MASQ}"]
+        if sp.affinity_seconds:
+            svc_rules += [f"-A {svc} -m comment --comment {_q(key + ' -> ' + ep.address)} -m recent "
+                          f"--name {sep} --rcheck --seconds {sp.affinity_seconds} --reap -j {sep}"
+                          for ep, sep in zip(eps, seps)]
+        n = len(eps)
+        chains: list[tuple[str, tuple[str, ...]]] = []
+        for i, (ep, sep) in enumerate(zip(eps, seps)):
+            spread = f"-m statistic --mode random --probability {1.0 / (n - i):.10f} " if i < n - 1 else ""
+            svc_rules.append(f"-A {svc} -m comment --comment {_q(key + ' -> ' + ep.address)} {spread}-j {sep}")
+            affinity = f"-m recent --name {sep} --set " if sp.affinity_seconds else ""
+            chains.append((sep, (
+                f"-A {sep} -m comment --comment {_q(key)} -s {ep.ip}/32 -j {MARK_MASQ}",
+                f"-A {sep} -m comment --comment {_q(key)} {affinity}{proto} -j DNAT --to-destination {ep.address}",
+            )))
+        chains.insert(0, (svc, tuple(svc_rules)))
+        return _Pieces(nat_services, nat_nodeports, (), tuple(chains))
+
+
+def render(ports: Iterable[ServicePort], endpoints: Mapping[EndpointKey, list[Endpoint]],
+           cfg: Config | None = None) -> Ruleset:
+    return Renderer(cfg or Config()).render(ports, endpoints)
+
+
+def restore_text(new: Ruleset, old: Ruleset | None = None,
+                 stale: Mapping[str, Iterable[str]] | None = None) -> str:
+    """One iptables-restore --noflush batch.
+
+    Declaring a chain (`:NAME - [0:0]`) creates or flushes only that chain; chains not named are
+    left alone. With `old` (the ruleset last applied successfully) only chains whose rules changed
+    are declared and rewritten, as kube-proxy does after its first sync; `stale` chains (ours, no
+    longer rendered) are flushed and deleted in the same batch, after every rule that could have
+    referenced them is rewritten."""
+    out: list[str] = []
+    for table in TABLES:
+        chains = new.get(table, {})
+        prev = (old or {}).get(table, {})
+        write = [c for c, rules in chains.items() if old is None or prev.get(c) != rules]
+        gone = sorted(c for c in (stale or {}).get(table, ()) if c not in chains and is_ours(table, c))
+        if not write and not gone:
+            continue
+        out.append(f"*{table}")
+        out += [f":{c} - [0:0]" for c in write + gone]
+        for c in write:
+            out += chains[c]
+        out += [f"-X {c}" for c in gone]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def chain_names(rs: Ruleset) -> dict[str, set[str]]:
+    return {table: set(chains) for table, chains in rs.items()}

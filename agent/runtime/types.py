@@ -1,0 +1,169 @@
+"""Records and the abstract interface of a container runtime (CRI-like)."""
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Labels as Kubernetes' dockershim / cri-dockerd put them on containers.
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+POD_UID = "io.kubernetes.pod.uid"
+CONTAINER_NAME = "io.kubernetes.container.name"
+DOCKER_TYPE = "io.kubernetes.docker.type"
+SANDBOX_ID = "io.kubernetes.sandbox.id"
+# Annotations kubelet keeps on containers; Docker has labels only.
+CONTAINER_HASH = "annotation.io.kubernetes.container.hash"
+RESTART_COUNT = "annotation.io.kubernetes.container.restartCount"
+INIT_CONTAINER = "annotation.io.kubernetes.container.init"
+ATTEMPT = "annotation.io.kubernetes.attempt"
+TYPE_SANDBOX = "podsandbox"
+TYPE_CONTAINER = "container"
+SANDBOX_NAME = "POD"
+
+
+class RuntimeError_(Exception):
+    """The engine refused or failed an operation."""
+
+
+class ImageNotFound(RuntimeError_):
+    """The image is not present locally."""
+
+
+class PullError(RuntimeError_):
+    """Pulling the image failed (no registry, unknown image, timeout)."""
+
+
+@dataclass
+class ContainerRecord:
+    """What the runtime knows about one container (or sandbox)."""
+
+    id: str
+    name: str                 # the container's name in the pod; "POD" for a sandbox
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    attempt: int
+    is_sandbox: bool
+    sandbox_id: str
+    state: str                # created | running | exited | unknown
+    image: str = ""
+    image_id: str = ""
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    created_at: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    pid: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def container_hash(self) -> str:
+        return self.labels.get(CONTAINER_HASH, "")
+
+    @property
+    def init(self) -> bool:
+        return self.labels.get(INIT_CONTAINER) == "true"
+
+
+@dataclass
+class SandboxConfig:
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    attempt: int
+    image: str
+    hostname: str
+    host_network: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerConfig:
+    name: str
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    attempt: int
+    sandbox_id: str
+    image: str
+    entrypoint: list[str] | None = None   # None: the image's
+    cmd: list[str] | None = None          # None: the image's
+    env: list[tuple[str, str]] = field(default_factory=list)
+    working_dir: str | None = None
+    binds: list[str] = field(default_factory=list)   # "host:container[:ro]"
+    memory_limit: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpu_shares: int | None = None
+    tty: bool = False
+    stdin: bool = False
+    init: bool = False
+    container_hash: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Runtime(abc.ABC):
+    """Blocking engines hide behind async methods; all calls may raise RuntimeError_."""
+
+    @abc.abstractmethod
+    async def version(self) -> str: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool: ...
+
+    # sandboxes
+    @abc.abstractmethod
+    async def run_sandbox(self, cfg: SandboxConfig) -> ContainerRecord: ...
+
+    @abc.abstractmethod
+    async def stop_sandbox(self, sandbox_id: str) -> None: ...
+
+    # containers (sandboxes too: remove/inspect/list work on both)
+    @abc.abstractmethod
+    async def create_container(self, cfg: ContainerConfig) -> str: ...
+
+    @abc.abstractmethod
+    async def start_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def stop_container(self, container_id: str, timeout: int) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def inspect(self, container_id: str) -> ContainerRecord | None: ...
+
+    @abc.abstractmethod
+    async def list(self, pod_uid: str | None = None) -> list[ContainerRecord]: ...
+
+    # images
+    @abc.abstractmethod
+    async def image_id(self, image: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def pull(self, image: str) -> str: ...
+
+    @abc.abstractmethod
+    async def image_config(self, image: str) -> dict[str, Any]: ...
+
+    # streams
+    @abc.abstractmethod
+    def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
+             since: float | None = None, timestamps: bool = False) -> AsyncIterator[bytes]: ...
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def exec(self, container_id: str, cmd: list[str], timeout: float = 10) -> tuple[int, bytes]: ...
+
+    async def close(self) -> None:
+        return None

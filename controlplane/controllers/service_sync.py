@@ -1,0 +1,140 @@
+"""What the Endpoints and EndpointSlice controllers share: informers on
+Services and Pods (all namespaces) indexed by namespace, the mapping from a pod
+change to the services it affects, and a work queue of service keys
+("namespace", "name") drained by a few workers with retries."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubeling import errors
+from kubeling.client import Client
+from kubeling.informer import Informer
+from kubeling.resources import lookup
+
+from . import service_pods
+from .workqueue import WorkQueue
+
+SERVICES, PODS = lookup("services"), lookup("pods")
+Key = tuple[str, str]
+
+
+def _ns_name(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+class ServiceSyncController:
+    """Subclasses set `name`, add informers to `self.informers`, and implement `sync(key)`."""
+
+    name = "service-sync"
+    max_retries = 15
+
+    def __init__(self, client: Client, workers: int = 4) -> None:
+        self.client = client
+        self.workers = workers
+        self.log = logging.getLogger(f"kubeling.{self.name}")
+        self.queue = WorkQueue()
+        self.services: dict[str, dict[str, dict[str, Any]]] = {}  # ns -> name -> Service
+        self.pods: dict[str, dict[str, dict[str, Any]]] = {}      # ns -> name -> Pod
+        self.service_informer = Informer(client, SERVICES, on_add=self._service_added,
+                                         on_update=self._service_updated, on_delete=self._service_deleted)
+        self.pod_informer = Informer(client, PODS, on_add=self._pod_added, on_update=self._pod_updated,
+                                     on_delete=self._pod_deleted)
+        self.informers: list[Informer] = [self.service_informer, self.pod_informer]
+
+    # ---- indexes -------------------------------------------------------------
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.services.get(namespace, {}).get(name)
+
+    def pods_of(self, svc: dict[str, Any]) -> list[dict[str, Any]]:
+        """The namespace's pods matched by the service's selector, by name."""
+        ns = (svc.get("metadata") or {}).get("namespace") or ""
+        chosen = [p for p in self.pods.get(ns, {}).values() if service_pods.selects(svc, p)]
+        return sorted(chosen, key=lambda p: p["metadata"]["name"])
+
+    def services_of(self, pod: dict[str, Any]) -> set[Key]:
+        ns = (pod.get("metadata") or {}).get("namespace") or ""
+        return {(ns, name) for name, svc in self.services.get(ns, {}).items()
+                if service_pods.selects(svc, pod)}
+
+    # ---- event handlers ------------------------------------------------------
+
+    def _service_added(self, svc: dict[str, Any]) -> None:
+        ns, name = _ns_name(svc)
+        self.services.setdefault(ns, {})[name] = svc
+        self.queue.add((ns, name))
+
+    def _service_updated(self, _old: dict[str, Any], svc: dict[str, Any]) -> None:
+        self._service_added(svc)
+
+    def _service_deleted(self, svc: dict[str, Any]) -> None:
+        ns, name = _ns_name(svc)
+        self.services.get(ns, {}).pop(name, None)
+        self.queue.add((ns, name))
+
+    def _pod_added(self, pod: dict[str, Any]) -> None:
+        ns, name = _ns_name(pod)
+        self.pods.setdefault(ns, {})[name] = pod
+        for key in self.services_of(pod):
+            self.queue.add(key)
+
+    def _pod_updated(self, old: dict[str, Any], pod: dict[str, Any]) -> None:
+        ns, name = _ns_name(pod)
+        self.pods.setdefault(ns, {})[name] = pod
+        labels_changed = (old.get("metadata") or {}).get("labels") != (pod.get("metadata") or {}).get("labels")
+        if not labels_changed and service_pods.endpoint_view(old) == service_pods.endpoint_view(pod):
+            return  # e.g. an annotation or container status change: no endpoint moves
+        keys = self.services_of(pod)
+        if labels_changed:
+            keys |= self.services_of(old)
+        for key in keys:
+            self.queue.add(key)
+
+    def _pod_deleted(self, pod: dict[str, Any]) -> None:
+        ns, name = _ns_name(pod)
+        self.pods.get(ns, {}).pop(name, None)
+        for key in self.services_of(pod):
+            self.queue.add(key)
+
+    # ---- running -------------------------------------------------------------
+
+    async def sync(self, key: Key) -> None:
+        raise NotImplementedError
+
+    def after_synced(self) -> None:
+        """Hook run once all informers have listed (e.g. to find leftovers)."""
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.sync(key)
+                self.queue.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.queue.retries(key) < self.max_retries:
+                    msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
+                    self.log.info("sync %s/%s failed, retrying: %s", key[0], key[1], msg)
+                    self.queue.add_rate_limited(key)
+                else:
+                    self.log.warning("dropping %s/%s after %d retries: %s", key[0], key[1],
+                                     self.max_retries, exc)
+                    self.queue.forget(key)
+            finally:
+                self.queue.done(key)
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(i.run()) for i in self.informers]
+        try:
+            await asyncio.gather(*(i.synced.wait() for i in self.informers))
+            self.after_synced()
+            tasks += [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            self.queue.shutdown()

@@ -1,0 +1,83 @@
+"""A work queue of keys, like client-go's workqueue: a key waiting in the queue
+is stored once however often it is added (bursts coalesce into one sync), a key
+is never handed to two workers at once, and a key added while it is being
+processed is queued again when that processing ends. Failed keys come back
+after a per-key exponential backoff."""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Hashable
+
+
+class WorkQueue:
+    def __init__(self, base_delay: float = 0.005, max_delay: float = 60.0) -> None:
+        self._queue: deque[Hashable] = deque()
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
+        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._wakeup = asyncio.Event()
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: Hashable) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return  # done() re-queues it
+        self._queue.append(key)
+        self._notify()
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        old = self._timers.get(key)
+        if old is not None:
+            if old.when() <= asyncio.get_running_loop().time() + delay:
+                return  # an earlier wake-up is already scheduled
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+
+    def _fire(self, key: Hashable) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def add_rate_limited(self, key: Hashable) -> None:
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        self.add_after(key, min(self.base_delay * (2 ** n), self.max_delay))
+
+    def forget(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
+
+    def retries(self, key: Hashable) -> int:
+        return self._failures.get(key, 0)
+
+    def _notify(self) -> None:
+        self._wakeup.set()
+
+    async def get(self) -> Hashable:
+        while not self._queue:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        key = self._queue.popleft()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: Hashable) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._notify()
+
+    def shutdown(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,77 @@
+"""`python -m controlplane.scheduler`: run the scheduler against an API server."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from kubeling.client import Client
+
+from .leader_election import LeaderElector, LeadershipLost
+from .scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
+
+log = logging.getLogger("kubeling.scheduler")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kubeling-scheduler", description="Bind pending pods to nodes.")
+    p.add_argument("--kubeconfig", help="kubeconfig of the API server (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="act only while holding the lease, so several schedulers can run (default: on)")
+    p.add_argument("--lease-namespace", default="kube-system")
+    p.add_argument("--lease-name", default="kubeling-scheduler")
+    p.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}",
+                   help="this candidate's name in the lease (default: hostname_pid)")
+    p.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER_NAME,
+                   help="schedule pods whose spec.schedulerName is this")
+    p.add_argument("--lease-duration", type=float, default=15.0, help="seconds")
+    p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds")
+    p.add_argument("--retry-period", type=float, default=2.0, help="seconds")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    client = Client.from_kubeconfig(args.kubeconfig, user_agent="kubeling-scheduler")
+    scheduler = Scheduler(client, scheduler_name=args.scheduler_name, identity=args.identity)
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    code = 0
+    try:
+        await scheduler.start()
+        log.info("caches synced: %d nodes, %d pods", len(scheduler.nodes.cache), len(scheduler.pods.cache))
+        if args.leader_elect:
+            elector = LeaderElector(client, args.lease_namespace, args.lease_name, args.identity,
+                                    lease_duration=args.lease_duration, renew_deadline=args.renew_deadline,
+                                    retry_period=args.retry_period)
+            await elector.run(scheduler.run)
+        else:
+            await scheduler.run()
+    except asyncio.CancelledError:
+        main.uncancel()  # a signal asked us to stop: finish cleanly
+        log.info("stopping")
+    except LeadershipLost as exc:
+        log.error("leader election lost: %s", exc)
+        code = 1
+    finally:
+        await scheduler.stop()
+        await client.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""NodeName: a pod naming a node fits only that node."""
+from __future__ import annotations
+
+from ..framework import UNRESOLVABLE, Status
+from ..nodeinfo import NodeInfo
+from ..podinfo import PodInfo
+
+REASON = "node(s) didn't match the requested node name"
+
+
+class NodeName:
+    name = "NodeName"
+
+    def applies(self, pod: PodInfo) -> bool:
+        return bool(pod.node_name)
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status | None:
+        if pod.node_name and pod.node_name != node.name:
+            return Status(UNRESOLVABLE, (REASON,), self.name)
+        return None

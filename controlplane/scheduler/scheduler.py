@@ -1,0 +1,254 @@
+"""The scheduler: informers feed the cache and the queue; one loop takes a pod,
+filters and scores the nodes, assumes the pod on the best node and hands the
+binding to a task of its own, so the next cycle starts at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from kubeling import errors
+from kubeling.client import Client
+from kubeling.informer import Informer
+from kubeling.resources import lookup
+
+from .cache import Cache
+from .events import NORMAL, WARNING, EventRecorder
+from .framework import Diagnosis, FilterPlugin, ScorePlugin
+from .nodeinfo import NodeInfo, effective_taints
+from .plugins import default_filters, default_scores
+from .pod_status import unschedulable_patch
+from .queue import QueuedPod, SchedulingQueue
+
+log = logging.getLogger("kubeling.scheduler")
+
+PODS, NODES = lookup("pods"), lookup("nodes")
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+# Pods that finished hold no resources; the watch reports them as deleted.
+ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# Plugins whose verdict can change when a bound pod goes away.
+FREED_BY_POD_DELETE = {"NodeResourcesFit", "NodePorts"}
+
+
+def _assigned(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+def _deleting(pod: dict[str, Any]) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _uid(obj: dict[str, Any]) -> str:
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
+def node_change_plugins(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Which filters' verdicts a node update could flip; heartbeats flip none."""
+    changed: set[str] = set()
+    if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+        changed.add("NodeAffinity")
+    if effective_taints(old) != effective_taints(new):
+        changed.add("TaintToleration")
+    if bool((old.get("spec") or {}).get("unschedulable")) != bool((new.get("spec") or {}).get("unschedulable")):
+        changed.add("NodeUnschedulable")
+    if (old.get("status") or {}).get("allocatable") != (new.get("status") or {}).get("allocatable"):
+        changed.add("NodeResourcesFit")
+    return changed
+
+
+class Scheduler:
+    def __init__(self, client: Client, *, scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+                 identity: str = "", filters: list[FilterPlugin] | None = None,
+                 scores: list[ScorePlugin] | None = None, bind_concurrency: int = 64,
+                 queue: SchedulingQueue | None = None) -> None:
+        self.client = client
+        self.scheduler_name = scheduler_name
+        self.filters = filters if filters is not None else default_filters()
+        self.scores = scores if scores is not None else default_scores()
+        self.cache = Cache()
+        self.queue = queue or SchedulingQueue()
+        self.events = EventRecorder(client, scheduler_name, identity or scheduler_name)
+        self.pods = Informer(client, PODS, field_selector=ACTIVE_PODS, on_add=self._pod_added,
+                             on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.nodes = Informer(client, NODES, on_add=self._node_added, on_update=self._node_updated,
+                              on_delete=self._node_deleted)
+        self._bind_slots = asyncio.Semaphore(bind_concurrency)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: list[asyncio.Task[Any]] = []
+        self._rng = random.Random()
+        self.scheduled = 0
+        self.failed = 0
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the informers and helpers; return once both caches are synced."""
+        self._background = [asyncio.create_task(self.nodes.run(), name="node-informer"),
+                            asyncio.create_task(self.pods.run(), name="pod-informer"),
+                            asyncio.create_task(self.events.run(), name="event-writer"),
+                            asyncio.create_task(self.queue.run_flusher(), name="queue-flusher")]
+        waits = {asyncio.create_task(self.nodes.synced.wait()), asyncio.create_task(self.pods.synced.wait())}
+        informers = set(self._background[:2])
+        while waits:
+            done, _ = await asyncio.wait(waits | informers, return_when=asyncio.FIRST_COMPLETED)
+            for t in done & informers:
+                t.result()  # an informer that ended before syncing: surface why
+                raise RuntimeError(f"{t.get_name()} stopped before syncing")
+            waits -= done
+
+    async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        await self.events.drain(2)
+        for t in [*self._background, *self._tasks]:
+            t.cancel()
+        await asyncio.gather(*self._background, *self._tasks, return_exceptions=True)
+
+    async def run(self) -> None:
+        """The scheduling loop; runs until cancelled."""
+        log.info("scheduling as %s", self.scheduler_name)
+        while True:
+            qp = await self.queue.pop()
+            try:
+                self.schedule_one(qp)
+            except Exception:
+                log.exception("scheduling %s failed", qp.info.key)
+                self.queue.requeue_backoff(qp.pod, qp.attempts)
+            # Let the informers and the bindings' responses in between pods.
+            await asyncio.sleep(0)
+
+    # ---- one scheduling cycle --------------------------------------------------
+
+    def schedule_one(self, qp: QueuedPod) -> None:
+        info = qp.info
+        current = self.pods.get(info.namespace, info.name)
+        if current is None or _uid(current) != info.uid or _assigned(current) or _deleting(current):
+            self.queue.done(info.uid)
+            return
+        nodes = self.cache.schedulable_nodes()
+        feasible, diagnosis = self.find_feasible(info, nodes)
+        if not feasible:
+            self._unschedulable(qp, diagnosis)
+            return
+        host = self.select_host(info, feasible)
+        self.cache.assume(info, host.name)
+        self.queue.done(info.uid)
+        self._spawn(self._bind(qp, host.name))
+
+    def find_feasible(self, info: Any, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], Diagnosis]:
+        diagnosis = Diagnosis(len(nodes))
+        feasible = []
+        filters = [f for f in self.filters if f.applies(info)]
+        for n in nodes:
+            for f in filters:
+                st = f.filter(info, n)
+                if st is not None:
+                    diagnosis.node_statuses[n.name] = st
+                    break
+            else:
+                feasible.append(n)
+        return feasible, diagnosis
+
+    def select_host(self, info: Any, feasible: list[NodeInfo]) -> NodeInfo:
+        if len(feasible) == 1:
+            return feasible[0]
+        totals = [0] * len(feasible)
+        for plugin in self.scores:
+            w = plugin.weight
+            for i, s in enumerate(plugin.score(info, feasible)):
+                totals[i] += w * s
+        best = max(totals)
+        tied = [i for i, t in enumerate(totals) if t == best]
+        return feasible[tied[0] if len(tied) == 1 else self._rng.choice(tied)]  # ties: at random
+
+    def _unschedulable(self, qp: QueuedPod, diagnosis: Diagnosis) -> None:
+        self.failed += 1
+        message = diagnosis.message()
+        log.info("unable to schedule %s: %s", qp.info.key, message)
+        self.events.record(qp.pod, WARNING, "FailedScheduling", "Scheduling", message)
+        patch = unschedulable_patch(qp.pod, message)
+        if patch is not None:
+            self._spawn(self._patch_status(qp.info.namespace, qp.info.name, patch))
+        self.queue.requeue_unschedulable(qp, diagnosis.plugins)
+
+    # ---- async side effects ----------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def _bind(self, qp: QueuedPod, node: str) -> None:
+        info = qp.info
+        try:
+            async with self._bind_slots:
+                await self.client.create_binding(info.namespace, info.name, node, info.uid)
+        except Exception as exc:
+            self.cache.forget(info.uid)
+            self.queue.move_all(FREED_BY_POD_DELETE)  # the node's room is free again
+            if isinstance(exc, errors.ApiError) and exc.code in (404, 409):
+                # Bound by someone else, deleted, or replaced: the informer has
+                # (or will have) the truth; retrying could never succeed.
+                log.info("binding %s to %s refused: %s", info.key, node, exc.message)
+                return
+            log.warning("binding %s to %s failed: %s; retrying", info.key, node, exc)
+            current = self.pods.get(info.namespace, info.name)
+            if current is not None and _uid(current) == info.uid and not _assigned(current) \
+                    and not _deleting(current):
+                self.queue.requeue_backoff(current, qp.attempts)
+            return
+        self.scheduled += 1
+        log.debug("bound %s to %s", info.key, node)
+        self.events.record(info.pod, NORMAL, "Scheduled", "Binding",
+                           f"Successfully assigned {info.namespace}/{info.name} to {node}")
+
+    async def _patch_status(self, ns: str, name: str, patch: dict[str, Any]) -> None:
+        try:
+            await self.client.patch(PODS, name, patch, ns, patch_type="strategic", subresource="status")
+        except errors.ApiError as exc:
+            log.debug("could not set PodScheduled on %s/%s: %s", ns, name, exc.message)
+
+    # ---- informer handlers -------------------------------------------------------
+
+    def _responsible(self, pod: dict[str, Any]) -> bool:
+        return ((pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME) == self.scheduler_name
+
+    def _pod_added(self, pod: dict[str, Any]) -> None:
+        if _assigned(pod):
+            self.cache.add_pod(pod)
+        elif self._responsible(pod) and not _deleting(pod):
+            self.queue.add(pod)
+
+    def _pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        uid = _uid(new)
+        if _assigned(new):
+            if not _assigned(old):
+                self.queue.delete(uid)
+            self.cache.add_pod(new)
+            return
+        if _deleting(new) or not self._responsible(new):
+            self.queue.delete(uid)
+        elif not self.cache.is_assumed(uid):
+            self.queue.update(new)
+
+    def _pod_deleted(self, pod: dict[str, Any]) -> None:
+        uid = _uid(pod)
+        self.queue.delete(uid)
+        if self.cache.node_of(uid) is not None:
+            self.cache.remove_pod(pod)
+            self.queue.move_all(FREED_BY_POD_DELETE)
+
+    def _node_added(self, node: dict[str, Any]) -> None:
+        self.cache.set_node(node)
+        self.queue.move_all()
+
+    def _node_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self.cache.set_node(new)
+        plugins = node_change_plugins(old, new)
+        if plugins:
+            self.queue.move_all(plugins)
+
+    def _node_deleted(self, node: dict[str, Any]) -> None:
+        self.cache.remove_node(node["metadata"]["name"])

@@ -1,0 +1,285 @@
+"""Test nodes for the agent e2e tests: each node is a network namespace with its
+own dockerd (images copied in from the host's), a veth to the root namespace so
+the agent inside reaches the API server, and the agent process itself.
+
+Everything a node makes lives under names carrying its random suffix and is
+removed by `destroy()`, which also checks that nothing stayed behind."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+IMAGES = ("busybox:latest", "kubeling/pause:3.9")
+TEST_ROOT = Path("/var/lib/kubeling-test")
+LINK_POOL = ipaddress.ip_network("172.31.0.0/16")
+
+
+def sh(*args: str, check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def docker_env() -> dict[str, str]:
+    return {**os.environ, "DOCKER_API_VERSION": "1.41"}
+
+
+def wait(check, timeout: float = 30, what: str = "condition", interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            r = check()
+            if r:
+                return r
+        except Exception as exc:  # the thing is not there yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_exc})")
+
+
+def ensure_host_images() -> None:
+    missing = [i for i in IMAGES if sh(DOCKER, "image", "inspect", i, check=False, env=docker_env()).returncode]
+    if missing:
+        raise RuntimeError(f"images {missing} missing in the host dockerd: run scripts/setup")
+
+
+def _used_link_nets() -> set[ipaddress.IPv4Network]:
+    out = json.loads(sh("ip", "-j", "-4", "addr").stdout or "[]")
+    nets = set()
+    for link in out:
+        for a in link.get("addr_info", []):
+            nets.add(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    return nets
+
+
+def pick_link_net() -> ipaddress.IPv4Network:
+    used = _used_link_nets()
+    subnets = LINK_POOL.num_addresses // 4
+    for _ in range(100):
+        n = ipaddress.ip_network(f"{LINK_POOL.network_address + 4 * secrets.randbelow(subnets)}/30")
+        if not any(n.overlaps(u) for u in used):
+            return n
+    raise RuntimeError("no free /30 in 172.31.0.0/16")
+
+
+@dataclass
+class TestNode:
+    """A node: netns + dockerd + agent. Call create(), start_agent(), destroy()."""
+
+    apiserver_port: int
+    token: str
+    pod_cidr: str
+    name: str = field(default_factory=lambda: f"kl-{secrets.token_hex(3)}")
+    agent_proc: subprocess.Popen | None = None
+    dockerd_proc: subprocess.Popen | None = None
+    logs_port: int = 10250
+    extra_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        suffix = self.name[3:]
+        self.root_veth = f"klr{suffix}"
+        self.node_veth = f"kln{suffix}"
+        self.base = TEST_ROOT / self.name
+        self.run_dir = Path("/run") / self.name
+        self.netns_path = f"/run/netns/{self.name}"
+        self.sock = f"unix://{self.run_dir}/docker.sock"
+        self.link_net = pick_link_net()
+        hosts = list(self.link_net.hosts())
+        self.root_ip, self.node_ip = str(hosts[0]), str(hosts[1])
+        self.kubeconfig = self.base / "kubeconfig"
+        self.agent_root = self.base / "agent"
+        self.cni_conf_dir = self.base / "net.d"
+        self.agent_log = self.base / "agent.log"
+        self.dockerd_log = self.base / "dockerd.log"
+
+    # ---- helpers -----------------------------------------------------------------
+
+    def ns(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        return sh("nsenter", f"--net={self.netns_path}", *args, check=check, timeout=timeout)
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        return sh(DOCKER, "-H", self.sock, *args, check=check, timeout=timeout, env=docker_env())
+
+    def containers(self, all_: bool = True) -> list[dict[str, Any]]:
+        """Containers in this node's dockerd with their labels."""
+        out = self.docker("ps", "--no-trunc", "--format", "{{json .}}", *(["-a"] if all_ else [])).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        for r in rows:
+            r["LabelMap"] = dict(kv.split("=", 1) for kv in r.get("Labels", "").split(",") if "=" in kv)
+        return rows
+
+    def api_client(self):
+        import docker
+        return docker.APIClient(base_url=self.sock, version="1.41")
+
+    def ipam_files(self) -> list[str]:
+        d = self.agent_root / "ipam"
+        if not d.exists():
+            return []
+        return sorted(str(p.relative_to(d)) for p in d.rglob("*")
+                      if p.is_file() and p.name[0].isdigit())
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def create(self) -> None:
+        self.base.mkdir(parents=True)
+        self.run_dir.mkdir(parents=True)
+        sh("ip", "netns", "add", self.name)
+        self.ns("ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", self.root_veth, "type", "veth", "peer", "name", self.node_veth)
+        sh("ip", "link", "set", self.node_veth, "netns", self.name)
+        sh("ip", "addr", "add", f"{self.root_ip}/30", "dev", self.root_veth)
+        sh("ip", "link", "set", self.root_veth, "up")
+        self.ns("ip", "addr", "add", f"{self.node_ip}/30", "dev", self.node_veth)
+        self.ns("ip", "link", "set", self.node_veth, "up")
+        self.start_dockerd()
+        save = subprocess.Popen([DOCKER, "save", *IMAGES], stdout=subprocess.PIPE, env=docker_env())
+        load = subprocess.run([DOCKER, "-H", self.sock, "load"], stdin=save.stdout, capture_output=True,
+                              env=docker_env(), timeout=120)
+        save.wait()
+        assert load.returncode == 0 and save.returncode == 0, load.stderr
+        from kubeling.kubeconfig import write
+        write(str(self.kubeconfig), f"http://{self.root_ip}:{self.apiserver_port}", self.token)
+
+    def start_dockerd(self) -> None:
+        log = open(self.dockerd_log, "ab")
+        self.dockerd_proc = subprocess.Popen(
+            ["nsenter", f"--net={self.netns_path}", "dockerd", "--data-root", str(self.base / "docker"),
+             "--exec-root", str(self.run_dir / "docker-exec"), "-H", self.sock,
+             "--pidfile", str(self.run_dir / "docker.pid"), "--bridge=none", "--iptables=false",
+             "--ip-forward=false", "--ip-masq=false"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait(lambda: self.docker("info", check=False, timeout=10).returncode == 0, 60, f"dockerd of {self.name}")
+
+    def stop_dockerd(self) -> None:
+        if self.dockerd_proc is not None:
+            _stop(self.dockerd_proc, 30)
+            self.dockerd_proc = None
+
+    def start_agent(self, *extra: str) -> None:
+        args = [
+            "nsenter", f"--net={self.netns_path}", sys.executable, "-m", "agent",
+            "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, "--docker-host", self.sock,
+            "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/usr/lib/cni",
+            "--root-dir", str(self.agent_root), "--logs-port", str(self.logs_port),
+            "--pod-cidr", self.pod_cidr, *self.extra_args, *extra]
+        log = open(self.agent_log, "ab")
+        self.agent_proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                           start_new_session=True)
+
+    def stop_agent(self, kill: bool = False) -> None:
+        if self.agent_proc is None:
+            return
+        if kill:
+            self.agent_proc.kill()
+            self.agent_proc.wait(10)
+        else:
+            _stop(self.agent_proc, 20)
+        self.agent_proc = None
+
+    def agent_alive(self) -> bool:
+        return self.agent_proc is not None and self.agent_proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.agent_log.read_text()
+        except OSError:
+            return ""
+
+    def destroy(self) -> list[str]:
+        """Remove everything; return what was found left behind (should be empty)."""
+        problems: list[str] = []
+        self.stop_agent()
+        if self.dockerd_proc is not None:
+            ids = self.docker("ps", "-aq", check=False).stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False)
+            self.stop_dockerd()
+        for p in (self.base / "docker", self.run_dir):
+            if p.exists():
+                # dockerd unmounts on exit; anything still mounted would be a leak.
+                mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                          if line.split()[1].startswith(str(p))]
+                for m in sorted(mounts, reverse=True):
+                    problems.append(f"mount left: {m}")
+                    sh("umount", "-l", m, check=False)
+        sh("ip", "link", "del", self.root_veth, check=False)
+        sh("ip", "netns", "del", self.name, check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        try:
+            TEST_ROOT.rmdir()
+        except OSError:
+            pass
+        if self.name in sh("ip", "netns", "list").stdout.split():
+            problems.append(f"netns {self.name} left")
+        if sh("ip", "link", "show", self.root_veth, check=False).returncode == 0:
+            problems.append(f"veth {self.root_veth} left")
+        left = sh("pgrep", "-f", f"{self.run_dir}/", check=False).stdout.split()
+        if left:
+            problems.append(f"processes left: {left}")
+        return problems
+
+
+def _stop(proc: subprocess.Popen, timeout: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_until(fn, timeout: float = 30, what: str = "condition", interval: float = 0.1):
+    """Await fn() (sync or async) until it returns something truthy."""
+    import asyncio
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = fn()
+            if asyncio.iscoroutine(r):
+                r = await r
+            if r:
+                return r
+        except AssertionError:
+            raise
+        except Exception as exc:
+            last = exc
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def pod_manifest(name: str, node: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    for c in containers:
+        c.setdefault("image", "busybox:latest")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": containers, "terminationGracePeriodSeconds": 2,
+                     **spec}}
+
+
+def container_status(pod: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    for st in (pod.get("status") or {}).get(key) or []:
+        if st["name"] == name:
+            return st
+    return {}
+
+
+def condition(pod: dict[str, Any], typ: str) -> str:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == typ:
+            return c.get("status", "")
+    return ""

@@ -1,0 +1,87 @@
+"""Fixtures for the agent e2e tests: an API server reachable from node network
+namespaces, and test nodes (netns + dockerd + agent) torn down after each test
+with a check that nothing stayed behind."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, sh
+from tests.conftest import REPO, ApiServer, free_port, stop_process, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _host_k8s_containers() -> set[str]:
+    out = sh(DOCKER, "ps", "-aq", "--filter", "label=io.kubernetes.docker.type", check=False,
+             env=docker_env()).stdout
+    return set(out.split())
+
+
+@pytest.fixture(scope="session")
+def apiserver(etcd, tmp_path_factory):
+    """The shared fixture's API server, but listening on every address: agents
+    in node namespaces reach it over their veth."""
+    if os.geteuid() != 0:
+        pytest.skip("agent e2e tests need root")
+    ensure_host_images()
+    base = tmp_path_factory.mktemp("apiserver-agent")
+    port = free_port()
+    token = "agent-test-token"
+    (base / "tokens.csv").write_text(f"{token},admin\n")
+    log_path = base / "apiserver.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", "0.0.0.0",
+         "--port", str(port), "--token-file", str(base / "tokens.csv")],
+        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+            return resp.status == 200
+    wait_for(healthy, 30, "the apiserver to answer")
+    from kubeling.kubeconfig import write
+    write(str(base / "kubeconfig"), url, token)
+    yield ApiServer(url, token, base / "kubeconfig", log_path, etcd)
+    stop_process(proc)
+
+
+@pytest.fixture
+def node_factory(apiserver):
+    before = _host_k8s_containers()
+    nodes: list[TestNode] = []
+
+    def make(start_agent: bool = True, extra_args: list[str] | None = None) -> TestNode:
+        port = int(apiserver.url.rsplit(":", 1)[1])
+        n = TestNode(port, apiserver.token, f"10.244.{secrets.randbelow(250) + 1}.0/24",
+                     extra_args=extra_args or [])
+        nodes.append(n)
+        n.create()
+        if start_agent:
+            n.start_agent()
+        return n
+
+    yield make
+    problems = []
+    for n in nodes:
+        # Shown by pytest only when the test failed.
+        print(f"---- agent log of {n.name} ----\n{n.log_text()[-6000:]}")
+        if n.agent_proc is not None and n.agent_proc.poll() is not None:
+            problems.append(f"agent of {n.name} died: {n.log_text()[-3000:]}")
+        problems += n.destroy()
+    assert _host_k8s_containers() <= before, "containers left in the host dockerd"
+    assert not problems, problems
+
+
+@pytest.fixture
+def node(node_factory) -> TestNode:
+    return node_factory()
+

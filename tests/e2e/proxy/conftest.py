@@ -1,0 +1,41 @@
+"""Fixtures of the proxy e2e tests: see proxy_netenv.py for the topology and why."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from proxy_netenv import Node, Uplink, root_links, start_bound_apiserver, stop  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def uplink():
+    up = Uplink.create()
+    yield up
+    up.delete()
+    assert up.name not in root_links(), f"dummy link {up.name} left behind"
+
+
+@pytest.fixture(scope="session")
+def node_kubeconfig(etcd, apiserver, uplink, tmp_path_factory) -> str:
+    """A kubeconfig for proxies inside node namespaces: a second apiserver on the shared etcd,
+    so objects the `client` fixture creates are what the proxy sees."""
+    base = tmp_path_factory.mktemp("node-apiserver")
+    proc, _url, kubeconfig = start_bound_apiserver(etcd.url, base, uplink.ip)
+    yield str(kubeconfig)
+    stop(proc)
+    log = (base / "apiserver.log").read_text()
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture
+def node(uplink):
+    before = root_links()
+    n = Node.create(uplink)
+    yield n
+    left = n.destroy()
+    assert not left, f"left behind: {left}"
+    leaked = [l for l in root_links() - before if l.startswith("kpr-")]
+    assert not leaked, f"links left in the root namespace: {leaked}"
