@@ -79,7 +79,7 @@ class Iptables:
         that chain are removed and inserted again in order."""
         for (table, parent), targets in rules.JUMPS.items():
             for target in targets:
-                self.run("-t", table, "-N", target, check=False)  # exists after the first sync anyway
+                self.run("-t", table, "-N", target, check=False)  # an empty chain until the restore
             present = [self.run("-t", table, "-C", *rules.jump_rule(parent, t), check=False).returncode == 0
                        for t in targets]
             if all(present):

@@ -113,12 +113,14 @@ class Proxier:
             old = self.applied
         stale = {t: existing.get(t, set()) - set(ruleset[t]) for t in rules.TABLES}
         text = rules.restore_text(ruleset, old, stale)
+        if full or not self._jumps_ok:
+            # Before the restore, so the rules are live the moment they appear (the jumps lead
+            # to chains that are empty until then).
+            self.ipt.ensure_jumps()
+            self._jumps_ok = True
         self.applied = None  # a failed restore leaves the state unknown: the next sync is full
         self.ipt.restore(text)
         self.applied = ruleset
-        if full or not self._jumps_ok:
-            self.ipt.ensure_jumps()
-            self._jumps_ok = True
         flows = {sp: tuple(usable(endpoints.get(rules.endpoint_key(sp), ()), self.cfg.use_terminating))
                  for sp in ports if sp.protocol == "udp"}
         conntrack.run_deletions(conntrack.stale_deletions(self.flows, flows))

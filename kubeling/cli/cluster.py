@@ -114,6 +114,7 @@ COMPONENTS: tuple[Component, ...] = (
         "--token-file", str(lay.token_file),
         "--tls-cert-file", str(lay.cert), "--tls-private-key-file", str(lay.key)]), _healthz),
     Component("controller-manager", _client_argv("controller-manager"), _settled),
+    Component("scheduler", _client_argv("scheduler"), _settled),
 )
 
 

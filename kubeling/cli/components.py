@@ -13,6 +13,7 @@ import click
 COMPONENTS = {
     "apiserver": "controlplane.apiserver",
     "controller-manager": "controlplane.controllers",
+    "scheduler": "controlplane.scheduler",
 }
 
 

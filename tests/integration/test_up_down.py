@@ -35,7 +35,8 @@ def test_up_is_idempotent_apply_works_and_down_leaves_nothing(tmp_path):
     try:
         out = run(env, "up").stdout
         assert "etcd: started" in out and "apiserver: started" in out
-        pids = {n: int((tmp_path / "run" / f"{n}.pid").read_text()) for n in ("etcd", "apiserver")}
+        pids = {n: int((tmp_path / "run" / f"{n}.pid").read_text())
+                for n in ("etcd", "apiserver", "controller-manager", "scheduler")}
         assert all(alive(p) for p in pids.values())
         kubeconfig = tmp_path / "etc" / "admin.kubeconfig"
         assert kubeconfig.exists() and oct(kubeconfig.stat().st_mode & 0o777) == "0o600"

@@ -119,6 +119,12 @@ class TestNode:
             r["LabelMap"] = dict(kv.split("=", 1) for kv in r.get("Labels", "").split(",") if "=" in kv)
         return rows
 
+    def http_get(self, url: str, timeout: float = 5) -> str:
+        """GET from inside the node's namespace (as the node host would)."""
+        code = ("import sys, urllib.request; "
+                f"sys.stdout.write(urllib.request.urlopen({url!r}, timeout={timeout}).read().decode())")
+        return self.ns(sys.executable, "-c", code, timeout=timeout + 10).stdout
+
     def api_client(self):
         import docker
         return docker.APIClient(base_url=self.sock, version="1.41")

@@ -15,7 +15,8 @@ NODES = lookup("nodes")
 
 async def test_pod_runs_with_ip(client, namespace, node):
     await client.create(PODS, pod_manifest("web", node.name, [
-        {"name": "web", "command": ["sh", "-c", "echo hello; httpd -f -p 8080"]}]), namespace)
+        {"name": "web", "command": ["sh", "-c", "mkdir -p /www && echo hello-from-pod > /www/index.html"
+                                             " && exec httpd -f -p 8080 -h /www"]}]), namespace)
 
     async def running():
         p = await client.get(PODS, "web", namespace)
@@ -44,9 +45,75 @@ async def test_pod_runs_with_ip(client, namespace, node):
     assert app[0]["LabelMap"]["io.kubernetes.sandbox.id"] == sandbox[0]["ID"]
     assert app[0]["LabelMap"]["io.kubernetes.pod.uid"] == uid
     assert cs["containerID"] == f"docker://{app[0]['ID']}"
-    out = node.ns("sh", "-c", f"busybox wget -q -O - http://{st['podIP']}:8080/ 2>&1 || true").stdout
-    assert "404" in out or "Not Found" in out or out == ""  # httpd answers (no index) — connection works
+    out = node.http_get(f"http://{st['podIP']}:8080/")
+    assert out.strip() == "hello-from-pod"
     # hostname is the pod name and /etc/hosts carries the pod IP
     hosts = node.docker("exec", app[0]["ID"], "cat", "/etc/hosts").stdout
     assert f"{st['podIP']}\tweb" in hosts
     assert node.docker("exec", app[0]["ID"], "hostname").stdout.strip() == "web"
+
+
+async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
+    async def probe():
+        p = await client.get(PODS, name, ns)
+        return p if check(p) else None
+    return await wait_until(probe, timeout, what)
+
+
+async def test_two_pods_on_one_node_reach_each_other(client, namespace, node):
+    for name in ("a", "b"):
+        await client.create(PODS, pod_manifest(name, node.name, [
+            {"name": "srv", "command": ["sh", "-c", f"mkdir -p /w && echo I-am-{name} > /w/index.html"
+                                                    " && exec httpd -f -p 80 -h /w"]}]), namespace)
+    a = await wait_pod(client, namespace, "a", lambda p: condition(p, "Ready") == "True")
+    b = await wait_pod(client, namespace, "b", lambda p: condition(p, "Ready") == "True")
+    assert a["status"]["podIP"] != b["status"]["podIP"]
+    net = ipaddress.ip_network(node.pod_cidr)
+    assert ipaddress.ip_address(a["status"]["podIP"]) in net and ipaddress.ip_address(b["status"]["podIP"]) in net
+    a_id = container_status(a, "srv")["containerID"].split("//")[1]
+    # Ready means running here (no probe): httpd may need a moment to listen.
+    url = f"http://{b['status']['podIP']}/"
+    await wait_until(lambda: node.docker("exec", a_id, "wget", "-q", "-O", "-", url, check=False
+                                         ).stdout.strip() == "I-am-b", 10, "pod a to reach pod b")
+    assert len(node.ipam_files()) == 2
+
+
+async def test_node_registration_and_lease(client, node_factory):
+    node = node_factory(extra_args=["--node-status-period", "1"])
+    leases = lookup("leases")
+
+    async def ready():
+        n = await client.get(NODES, node.name)
+        return n if condition(n, "Ready") == "True" else None
+    n = await wait_until(ready, 30, "node Ready")
+    st = n["status"]
+    assert st["capacity"]["pods"] == "110" and int(st["capacity"]["cpu"]) >= 1
+    assert st["capacity"]["memory"].endswith("Ki") and st["allocatable"]["pods"] == "110"
+    assert {"type": "InternalIP", "address": node.node_ip} in st["addresses"]
+    assert {"type": "Hostname", "address": node.name} in st["addresses"]
+    info = st["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("docker://20.") and info["kubeletVersion"].startswith("v1.")
+    assert info["operatingSystem"] == "linux" and info["kernelVersion"]
+    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == node.logs_port
+    assert n["spec"]["podCIDR"] == node.pod_cidr
+    conf = (node.cni_conf_dir / "10-kubeling.conflist").read_text()
+    assert node.pod_cidr in conf and '"type": "bridge"' in conf
+    lease = await client.get(leases, node.name, "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == node.name and lease["spec"]["leaseDurationSeconds"] == 40
+    first = lease["spec"]["renewTime"]
+    await wait_until(lambda: _lease_renewed(client, leases, node.name, first), 10, "lease renewal")
+    # Docker gone: NotReady; back: Ready.
+    node.stop_dockerd()
+
+    async def not_ready():
+        n = await client.get(NODES, node.name)
+        return n if condition(n, "Ready") == "False" else None
+    n = await wait_until(not_ready, 20, "node NotReady")
+    ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert ready_cond["reason"] == "KubeletNotReady" and "runtime" in ready_cond["message"]
+    node.start_dockerd()
+    await wait_until(ready, 20, "node Ready again")
+
+
+async def _lease_renewed(client, leases, name, first):
+    return (await client.get(leases, name, "kube-node-lease"))["spec"]["renewTime"] != first

@@ -15,7 +15,7 @@ def uplink():
     up = Uplink.create()
     yield up
     up.delete()
-    assert up.name not in root_links(), f"dummy link {up.name} left behind"
+    assert up.name not in root_links(), f"link {up.name} left behind"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ Why the proxy runs inside the namespace (and not in the root namespace with its 
 wrapped in nsenter): backend detection, iptables-restore, conntrack and the jump rules then run
 exactly as on a real node, and the process under test is the unmodified `python -m agent.proxy`.
 The API server it needs is reached through the veth: a second apiserver (same etcd) bound to an
-address of a dummy interface of the root namespace (172.31.x.y/32, never 0.0.0.0), routed from
+address of a port-less bridge of the root namespace (172.31.x.y/32, never 0.0.0.0), routed from
 the node namespace through its /30. The node has no default route: nothing can leave the machine.
 """
 from __future__ import annotations
@@ -89,7 +89,8 @@ def root_links() -> set[str]:
 
 @dataclass
 class Uplink:
-    """A dummy interface in the root namespace holding the API server's address."""
+    """A port-less bridge in the root namespace holding the API server's address (this kernel
+    has no dummy links); nothing is attached to it, so it carries no traffic of its own."""
     name: str
     ip: str
 
@@ -97,7 +98,7 @@ class Uplink:
     def create(cls) -> "Uplink":
         name = f"kpu-{rand()}"
         ip = str(free_slash30().network_address + 1)
-        sh("ip", "link", "add", name, "type", "dummy")
+        sh("ip", "link", "add", name, "type", "bridge")
         sh("ip", "addr", "add", f"{ip}/32", "dev", name)
         sh("ip", "link", "set", name, "up")
         return cls(name, ip)
@@ -180,6 +181,9 @@ class Node:
         host_if = f"veth{index}"
         self.run("ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
         self.run("ip", "link", "set", host_if, "master", NODE_BRIDGE, "up")
+        # As the CNI plugin's hairpinMode does: a pod reaching itself through a service IP has its
+        # frame sent back out of the port it came in by (br_netfilter DNATs at the bridge).
+        self.run("bridge", "link", "set", "dev", host_if, "hairpin", "on")
         in_pod = ("nsenter", f"--net={pod.path}")
         sh(*in_pod, "ip", "link", "set", "lo", "up")
         sh(*in_pod, "ip", "addr", "add", f"{pod.ip}/24", "dev", "eth0")
@@ -195,8 +199,12 @@ class Node:
 
     def get(self, url: str, netns: str | None = None, timeout: int = 3) -> str | None:
         """One HTTP GET with busybox wget from this node (or from another namespace path)."""
-        proc = sh("nsenter", f"--net={netns or self.path}", "busybox", "wget", "-q", "-T", str(timeout),
-                  "-O", "-", url, check=False, timeout=timeout + 5)
+        # No -T: this busybox's wget crashes with it; the subprocess timeout bounds the wait.
+        try:
+            proc = sh("nsenter", f"--net={netns or self.path}", "busybox", "wget", "-q", "-O", "-", url,
+                      check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def start_proxy(self, kubeconfig: str, log: Path, *extra: str) -> subprocess.Popen:

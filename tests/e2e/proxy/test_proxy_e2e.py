@@ -44,6 +44,20 @@ def our_lines(save: str) -> list[str]:
     return [l for l in save.splitlines() if "KUBELING-" in l and "KUBELING-CNI-" not in l]
 
 
+def table_of(save: str, table: str) -> str:
+    return save.split(f"*{table}\n", 1)[1].split("COMMIT", 1)[0]
+
+
+def assert_jumps_once(save: str) -> None:
+    """Each jump rule exists exactly once, at the top of its built-in chain, in JUMPS order."""
+    for (table, parent), targets in rules.JUMPS.items():
+        lines = [l for l in table_of(save, table).splitlines() if l.startswith(f"-A {parent} ")]
+        for target in targets:
+            rule = f'-A {parent} -m comment --comment "{rules.JUMP_COMMENTS[target]}" -j {target}'
+            assert lines.count(rule) == 1, (table, parent, lines)
+        assert [l.split("-j ")[-1] for l in lines[:len(targets)]] == list(targets), (table, parent, lines)
+
+
 def start(node: Node, kubeconfig: str, tmp_path, *extra: str) -> subprocess.Popen:
     return node.start_proxy(kubeconfig, tmp_path / "proxy.log", "--sync-period", "30", *extra)
 
@@ -54,7 +68,7 @@ def fetch_many(node: Node, url: str, n: int, netns: str | None = None) -> list[s
 
 def connect_error(node: Node, url: str, netns: str | None = None) -> tuple[float, str]:
     t0 = time.monotonic()
-    proc = sh("nsenter", f"--net={netns or node.path}", "busybox", "wget", "-q", "-T", "5", "-O", "-", url,
+    proc = sh("nsenter", f"--net={netns or node.path}", "busybox", "wget", "-q", "-O", "-", url,
               check=False, timeout=15)
     assert proc.returncode != 0, f"{url} answered: {proc.stdout}"
     return time.monotonic() - t0, proc.stderr
@@ -77,7 +91,7 @@ async def test_clusterip_spreads_hairpins_and_nodeport_answers(node, node_kubeco
     assert set(from_pod) == {a.name, b.name}, from_pod
     # NodePort on the node's own address, from the node and from outside it (the root namespace).
     assert node.get(f"http://{node.ip}:{node_port}/") in (a.name, b.name)
-    outside = sh("busybox", "wget", "-q", "-T", "3", "-O", "-", f"http://{node.ip}:{node_port}/", check=False)
+    outside = sh("busybox", "wget", "-q", "-O", "-", f"http://{node.ip}:{node_port}/", check=False, timeout=10)
     assert outside.stdout.strip() in (a.name, b.name), outside.stderr
 
     save = node.iptables_save()
@@ -86,10 +100,7 @@ async def test_clusterip_spreads_hairpins_and_nodeport_answers(node, node_kubeco
     assert f"-A KUBELING-SERVICES -d {ip}/32 -p tcp" in save and f"--dport 80 -j {svc_chain}" in save
     assert re.search(rf"-A KUBELING-NODEPORTS .*--dport {node_port} -j {svc_chain}", save)
     assert "--probability 0.50000000000" in save
-    for table_chain, targets in rules.JUMPS.items():
-        for target in targets:
-            assert save.count(f"-A {table_chain[1]} -m comment --comment \"{rules.JUMP_COMMENTS[target]}\" "
-                              f"-j {target}") == 1
+    assert_jumps_once(save)
     assert proxy.poll() is None
 
 
@@ -203,6 +214,7 @@ async def test_restart_replaces_rules_and_cleanup_removes_exactly_ours(
     wait_until(lambda: "KUBELING-SEP-LEFTOVER00000" not in node.iptables_save(), 20, "the leftover chain to go")
     second = sorted(our_lines(node.iptables_save()))
     assert second == first  # same rules, no duplicated jump
+    assert_jumps_once(node.iptables_save())
     assert node.get(f"http://{ip}/") == a.name
     for p in node.procs:
         stop(p)

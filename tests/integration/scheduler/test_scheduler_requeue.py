@@ -53,7 +53,7 @@ async def test_binds_promptly_when_a_node_gets_the_label(kube, nodes, ns, schedu
     t0 = time.monotonic()
     await kube.patch(NODES, f"n-{ns}", {"metadata": {"labels": {"disk": "ssd"}}})
     assert await wait_bound(kube, ns, "wants-ssd", timeout=5) == f"n-{ns}"
-    assert time.monotonic() - t0 < 1.0, "should bind on the node event, not on a periodic retry"
+    assert time.monotonic() - t0 < 2.0, "should bind on the node event (parked pods otherwise wait 5 min)"
 
 
 async def test_binds_promptly_when_resources_are_freed(kube, nodes, ns, scheduler):
@@ -67,7 +67,7 @@ async def test_binds_promptly_when_resources_are_freed(kube, nodes, ns, schedule
     t0 = time.monotonic()
     await kube.delete(PODS, "first", ns, grace_period=0)
     assert await wait_bound(kube, ns, "second", timeout=5) == f"n-{ns}"
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0
 
 
 async def test_binds_when_a_node_is_added(kube, nodes, ns, scheduler):
@@ -77,7 +77,7 @@ async def test_binds_when_a_node_is_added(kube, nodes, ns, scheduler):
     t0 = time.monotonic()
     await nodes.add(f"late-{ns}")
     assert await wait_bound(kube, ns, "early", timeout=5) == f"late-{ns}"
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0
 
 
 async def test_heartbeat_does_not_requeue(kube, nodes, ns, scheduler):
@@ -104,4 +104,4 @@ async def test_binds_when_the_node_becomes_ready(kube, nodes, ns, scheduler):
     await kube.patch(NODES, f"n-{ns}", {"status": {"conditions": [
         {"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}, subresource="status")
     assert await wait_bound(kube, ns, "waiting", timeout=5) == f"n-{ns}"
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0

@@ -1,0 +1,137 @@
+"""Deletion with a grace period, agent restarts that adopt running pods, and
+the logs endpoint."""
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from agent_nodes import condition, container_status, pod_manifest, wait_until
+from kubeling import errors
+from kubeling.resources import lookup
+
+pytestmark = pytest.mark.e2e
+PODS = lookup("pods")
+EVENTS = lookup("events")
+
+
+async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
+    async def probe():
+        p = await client.get(PODS, name, ns)
+        return p if check(p) else None
+    return await wait_until(probe, timeout, what, interval=0.1)
+
+
+async def gone(client, ns, name) -> bool:
+    try:
+        await client.get(PODS, name, ns)
+    except errors.ApiError as exc:
+        return exc.code == 404
+    return False
+
+
+def app_containers(node, pod_name):
+    return [r for r in node.containers() if r["LabelMap"].get("io.kubernetes.pod.name") == pod_name]
+
+
+async def test_delete_with_grace_sigterm_then_sigkill(client, namespace, node):
+    await client.create(PODS, pod_manifest("polite", node.name, [
+        {"name": "c", "command": ["sh", "-c", "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done"]}],
+        terminationGracePeriodSeconds=20), namespace)
+    await client.create(PODS, pod_manifest("stubborn", node.name, [
+        {"name": "c", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]}],
+        terminationGracePeriodSeconds=3), namespace)
+    await wait_pod(client, namespace, "polite", lambda p: condition(p, "Ready") == "True")
+    await wait_pod(client, namespace, "stubborn", lambda p: condition(p, "Ready") == "True")
+    assert len(node.ipam_files()) == 2
+    t0 = time.monotonic()
+    await client.delete(PODS, "polite", namespace)
+    await client.delete(PODS, "stubborn", namespace)
+    p = await client.get(PODS, "stubborn", namespace)
+    assert p["metadata"]["deletionTimestamp"] and p["metadata"]["deletionGracePeriodSeconds"] == 3
+    await wait_until(lambda: gone(client, namespace, "polite"), 15, "polite pod gone")
+    polite_s = time.monotonic() - t0
+    await wait_until(lambda: gone(client, namespace, "stubborn"), 15, "stubborn pod gone")
+    stubborn_s = time.monotonic() - t0
+    assert polite_s < 2.5, polite_s            # exited on SIGTERM
+    assert 2.8 <= stubborn_s < 8, stubborn_s   # SIGKILL after the 3 s grace period
+    assert node.containers() == []
+    assert node.ipam_files() == []
+    assert not list((node.agent_root / "sandboxes").glob("*.json"))
+    assert not list((node.agent_root / "cni" / "results").glob("*"))
+    evs = (await client.list(EVENTS, namespace, field_selector="involvedObject.name=stubborn"))["items"]
+    assert any(e["reason"] == "Killing" and e["message"] == "Stopping container c" for e in evs)
+
+
+async def test_agent_restart_adopts_pods_and_cleans_up(client, namespace, node):
+    names = [f"p{i}" for i in range(5)]
+    for n in names:
+        await client.create(PODS, pod_manifest(n, node.name, [
+            {"name": "c", "command": ["sh", "-c", "sleep 3600"]}]), namespace)
+    before = {}
+    for n in names:
+        p = await wait_pod(client, namespace, n, lambda p: condition(p, "Ready") == "True")
+        before[n] = (container_status(p, "c")["containerID"], p["status"]["podIP"])
+    ids_before = {r["ID"] for r in node.containers()}
+    assert len(ids_before) == 10
+    node.stop_agent(kill=True)
+    # While the agent is away: one pod is force-deleted, one deleted gracefully.
+    await client.delete(PODS, "p3", namespace, grace_period=0)
+    await client.delete(PODS, "p4", namespace, grace_period=5)
+    node.start_agent()
+    await wait_until(lambda: gone(client, namespace, "p4"), 20, "p4 confirmed deleted by the agent")
+    await wait_until(lambda: not app_containers(node, "p3") and not app_containers(node, "p4"), 20,
+                     "containers of deleted pods removed")
+    await wait_until(lambda: len(node.ipam_files()) == 3, 10, "their IPs released")
+    for n in names[:3]:
+        p = await client.get(PODS, n, namespace)
+        assert (container_status(p, "c")["containerID"], p["status"]["podIP"]) == before[n]
+        assert container_status(p, "c")["restartCount"] == 0 and condition(p, "Ready") == "True"
+    ids_after = {r["ID"] for r in node.containers()}
+    assert ids_after < ids_before and len(ids_after) == 6  # nothing recreated
+    # and the adopted pods still behave: deleting one works end to end
+    await client.delete(PODS, "p0", namespace, grace_period=1)
+    await wait_until(lambda: gone(client, namespace, "p0"), 15, "p0 gone")
+    assert len(node.ipam_files()) == 2
+    assert "Traceback" not in node.log_text()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+async def test_container_logs_endpoint(client, namespace, node):
+    await client.create(PODS, pod_manifest("talk", node.name, [
+        {"name": "c", "command": ["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo err >&2; "
+                                              "sleep 1; echo gen-$RANDOM; exit 1"]}]), namespace)
+    p = await wait_pod(client, namespace, "talk", lambda p: container_status(p, "c").get("restartCount", 0) >= 1
+                       and "terminated" in container_status(p, "c").get("lastState", {}), 40, "a restart")
+    base = f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/talk/c"
+    code, text = await asyncio.to_thread(_get, base)
+    assert code == 200 and text.startswith("line1\nline2\nline3\nline4\nline5\nerr\n")
+    code, text = await asyncio.to_thread(_get, base + "?tailLines=2")
+    assert code == 200 and len(text.splitlines()) <= 2
+    code, prev = await asyncio.to_thread(_get, base + "?previous=true")
+    assert code == 200 and prev.startswith("line1\n") and "gen-" in prev
+    code, text = await asyncio.to_thread(_get, base + "?timestamps=true&tailLines=1")
+    assert code == 200 and text[:4].isdigit() and "T" in text.split(" ")[0]
+    code, text = await asyncio.to_thread(_get, f"http://{node.node_ip}:{node.logs_port}"
+                                                f"/containerLogs/{namespace}/talk/nope")
+    assert code == 400 and "not valid" in text
+    # follow streams until the container exits
+    await client.create(PODS, pod_manifest("stream", node.name, [
+        {"name": "c", "command": ["sh", "-c", "sleep 1; for i in 1 2 3; do echo tick$i; sleep 0.3; done"]}],
+        restartPolicy="Never"), namespace)
+    await wait_pod(client, namespace, "stream", lambda p: "running" in container_status(p, "c").get("state", {}))
+    t0 = time.monotonic()
+    code, text = await asyncio.to_thread(
+        _get, f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true")
+    assert code == 200 and text == "tick1\ntick2\ntick3\n"
+    assert time.monotonic() - t0 >= 0.6
