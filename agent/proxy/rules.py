@@ -10,7 +10,8 @@ nat    KUBELING-SERVICES   one rule per cluster IP:port → KUBELING-SVC-<hash>;
        KUBELING-SEP-<h>    mark hairpin traffic (source = the endpoint); DNAT to the endpoint
        KUBELING-MARK-MASQ  sets the masquerade bit; KUBELING-POSTROUTING masquerades marked packets
 filter KUBELING-SERVICES   REJECT service ports without endpoints, then every other address of the
-                           service CIDR, so nothing for it ever leaves the machine
+                           service CIDR, so nothing for it ever leaves the machine (TCP with a
+                           reset, the rest with ICMP port unreachable)
        KUBELING-FORWARD    ACCEPT the pod network and marked service traffic (FORWARD may be DROP)
 
 A Ruleset is {table: {chain: [rule lines]}}; restore_text() turns it into one
@@ -89,6 +90,13 @@ def sep_chain(sp: ServicePort, ep: Endpoint) -> str:
     return SEP_PREFIX + _hash(sp.key, sp.protocol, ep.address)
 
 
+def _reject_with(protocol: str) -> str:
+    # TCP gets a reset: the kernel rate-limits ICMP errors sent to other hosts (pods) so hard that
+    # a pod's first SYNs to a service without endpoints would go unanswered and the connect
+    # would time out; a RST is not rate-limited and fails the connect at once ("refused").
+    return "tcp-reset" if protocol == "tcp" else "icmp-port-unreachable"
+
+
 def _q(text: str) -> str:
     return '"' + text + '"'
 
@@ -153,9 +161,12 @@ class Renderer:
         nat[SERVICES].append(
             f"-A {SERVICES} -m comment --comment {_q('kubeling service nodeports; must be the last rule')} "
             f"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NODEPORTS}")
-        filt[SERVICES].append(
+        filt[SERVICES] += [
             f"-A {SERVICES} -m comment --comment {_q('unallocated service IP')} -d {cfg.service_cidr} "
-            f"-j REJECT --reject-with icmp-port-unreachable")
+            f"-p tcp -j REJECT --reject-with tcp-reset",
+            f"-A {SERVICES} -m comment --comment {_q('unallocated service IP')} -d {cfg.service_cidr} "
+            f"-j REJECT --reject-with icmp-port-unreachable",
+        ]
         filt[FORWARD] += [
             f"-A {FORWARD} -m comment --comment {_q('kubeling forwarding rules')} "
             f"-m mark --mark {mark}/{mark} -j ACCEPT",
@@ -168,13 +179,13 @@ class Renderer:
         proto = f"-p {sp.protocol} -m {sp.protocol}"
         key = sp.key
         if not eps:
+            how = _reject_with(sp.protocol)
             reject = [f"-A {SERVICES} -m comment --comment {_q(key + ' has no endpoints')} "
-                      f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port} "
-                      f"-j REJECT --reject-with icmp-port-unreachable"]
+                      f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port} -j REJECT --reject-with {how}"]
             if sp.node_port:
                 reject.append(f"-A {SERVICES} -m comment --comment {_q(key + ' has no endpoints')} "
                               f"-m addrtype --dst-type LOCAL {proto} --dport {sp.node_port} "
-                              f"-j REJECT --reject-with icmp-port-unreachable")
+                              f"-j REJECT --reject-with {how}")
             return _Pieces((), (), tuple(reject), ())
         svc = svc_chain(sp)
         nat_services = (f"-A {SERVICES} -m comment --comment {_q(key + ' cluster IP')} "

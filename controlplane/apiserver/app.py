@@ -17,7 +17,7 @@ from aiohttp import web
 from kubeling import errors
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
-from . import discovery, openapi, watch
+from . import discovery, openapi, podlogs, watch
 from .fieldvalidation import FieldValidator
 from .registry import Registry
 from .storage import Store
@@ -155,8 +155,9 @@ class ApiHandlers:
                 raise errors.method_not_allowed("binding only accepts POST")
             return _json(await self.registry.bind(res, ns or "", name, await _read_body(request)), 201)
         if sub == "log":
-            raise errors.ApiError(503, "ServiceUnavailable", "container logs are served by the node agent, "
-                                  "which is not available")
+            if method != "GET":
+                raise errors.method_not_allowed("log only accepts GET")
+            return await podlogs.serve(request, self.registry, ns or "", name)
         if sub not in (None, "status", "finalize"):
             raise errors.method_not_allowed(f"{method} is not supported on {sub}")
         if method == "GET":

@@ -290,20 +290,25 @@ class Registry:
             raise errors.bad_request("metadata.resourceVersion must be a string")
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            new = self._merge_update(res, subresource, copy.deepcopy(obj), current)
-            if res.plural == "services" and subresource is None:
-                allocator.carry_forward(new, current)
-            self._admit(res, new, current)
-            if res.plural == "services" and subresource is None:
-                await self._allocate(new, current)
-            return new
+            return await self._prepare_write(res, subresource, copy.deepcopy(obj), current)
 
-        create = None
-        if res.plural in CREATE_ON_UPDATE and subresource is None:
-            async def create() -> dict[str, Any]:
-                return await self.create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
+        async def create() -> dict[str, Any]:
+            return await self.create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
+        may_create = res.plural in CREATE_ON_UPDATE and subresource is None
         return await self._guaranteed_update(res, ns, name, mutate, precondition_rv=rv,
-                                             dry_run=dry_run, create=create)
+                                             dry_run=dry_run, create=create if may_create else None)
+
+    async def _prepare_write(self, res: Resource, subresource: str | None, new: dict[str, Any],
+                             current: dict[str, Any]) -> dict[str, Any]:
+        """What every update and patch does between the client's object and etcd."""
+        new = self._merge_update(res, subresource, new, current)
+        service_spec = res.plural == "services" and subresource is None
+        if service_spec:
+            allocator.carry_forward(new, current)
+        self._admit(res, new, current)
+        if service_spec:
+            await self._allocate(new, current)
+        return new
 
     async def patch(self, res: Resource, ns: str | None, name: str, content_type: str, raw: bytes, *,
                     subresource: str | None = None, dry_run: bool = False,
@@ -331,22 +336,16 @@ class Registry:
                 if isinstance(patch_doc, dict) and isinstance(patch_doc.get("metadata"), dict) else None
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(res.plural, name, errors.STALE, res.group)
-            new = self._merge_update(res, subresource, patched, current)
-            if res.plural == "services" and subresource is None:
-                allocator.carry_forward(new, current)
-            self._admit(res, new, current)
-            if res.plural == "services" and subresource is None:
-                await self._allocate(new, current)
-            return new
+            return await self._prepare_write(res, subresource, patched, current)
 
-        create = None
-        if kind == "apply" and subresource is None:
-            async def create() -> dict[str, Any]:
-                obj = _apply(kind, None, patch_doc, res, field_manager or "")
-                if check_fields is not None and isinstance(obj, dict):
-                    check_fields(obj)
-                return await self.create(res, ns, self._check_body(res, ns, obj, name), dry_run=dry_run)
-        return await self._guaranteed_update(res, ns, name, mutate, dry_run=dry_run, create=create)
+        async def create() -> dict[str, Any]:
+            obj = _apply(kind, None, patch_doc, res, field_manager or "")
+            if check_fields is not None and isinstance(obj, dict):
+                check_fields(obj)
+            return await self.create(res, ns, self._check_body(res, ns, obj, name), dry_run=dry_run)
+        may_create = kind == "apply" and subresource is None
+        return await self._guaranteed_update(res, ns, name, mutate, dry_run=dry_run,
+                                             create=create if may_create else None)
 
     # ---- delete ------------------------------------------------------------
 

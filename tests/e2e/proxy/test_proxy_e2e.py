@@ -36,8 +36,11 @@ def slice_body(ns: str, svc: str, pods: list[Pod], protocol: str = "TCP", name: 
             "endpoints": [{"addresses": [p.ip], "conditions": {"ready": True}} for p in pods]}
 
 
-def dnat(ip: str, port: int = 8080) -> str:
-    return f"--to-destination {ip}:{port}"
+def dnat(ns: str, svc: str, ip: str, proto: str = "tcp") -> re.Pattern:
+    """The DNAT rule of one endpoint of one service in iptables-save output (other tests'
+    services, which this proxy also programs, have endpoints with the same pod IPs)."""
+    chain = rules.sep_chain(ServicePort(ns, svc, "http", proto, "", 0), Endpoint(ip, 8080))
+    return re.compile(rf"^-A {chain} .*-j DNAT --to-destination {re.escape(ip)}:8080$", re.M)
 
 
 def our_lines(save: str) -> list[str]:
@@ -80,7 +83,7 @@ async def test_clusterip_spreads_hairpins_and_nodeport_answers(node, node_kubeco
     ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
     await client.create(SLICES, slice_body(namespace, "web", [a, b]), namespace)
     proxy = start(node, node_kubeconfig, tmp_path)
-    wait_until(lambda: all(dnat(p.ip) in node.iptables_save() for p in (a, b)), 20, "DNAT rules")
+    wait_until(lambda: all(bool(dnat(namespace, "web", p.ip).search(node.iptables_save())) for p in (a, b)), 20, "DNAT rules")
 
     # From the node itself (OUTPUT path): both endpoints get traffic.
     answers = fetch_many(node, f"http://{ip}/", 30)
@@ -131,7 +134,8 @@ async def test_client_ip_affinity_sticks(node, node_kubeconfig, client, namespac
     ip = svc["spec"]["clusterIP"]
     await client.create(SLICES, slice_body(namespace, "sticky", [a, b]), namespace)
     start(node, node_kubeconfig, tmp_path)
-    wait_until(lambda: all(dnat(p.ip) in node.iptables_save() for p in (a, b)), 20, "DNAT rules")
+    wait_until(lambda: all(bool(dnat(namespace, "sticky", p.ip).search(node.iptables_save())) for p in (a, b)), 20,
+               "DNAT rules")
     assert "-m recent --rcheck --seconds 10800 --reap" in node.iptables_save()
     from_node = fetch_many(node, f"http://{ip}/", 15)
     assert len(set(from_node)) == 1 and from_node[0] in (a.name, b.name), from_node
@@ -146,18 +150,19 @@ async def test_endpoint_removal_drops_its_dnat_within_the_sync(node, node_kubeco
     body = slice_body(namespace, "shrink", [a, b])
     created = await client.create(SLICES, body, namespace)
     start(node, node_kubeconfig, tmp_path)
-    wait_until(lambda: all(dnat(p.ip) in node.iptables_save() for p in (a, b)), 20, "DNAT rules")
+    wait_until(lambda: all(bool(dnat(namespace, "shrink", p.ip).search(node.iptables_save())) for p in (a, b)), 20,
+               "DNAT rules")
     sep_b = rules.sep_chain(ServicePort(namespace, "shrink", "http", "tcp", ip, 80), Endpoint(b.ip, 8080))
     assert f":{sep_b} " in node.iptables_save()
 
     created["endpoints"] = [e for e in created["endpoints"] if e["addresses"] != [b.ip]]
     t0 = time.monotonic()
     await client.update(SLICES, created)
-    wait_until(lambda: dnat(b.ip) not in node.iptables_save(), 5, "b's DNAT rule to go", interval=0.01)
+    wait_until(lambda: not dnat(namespace, "shrink", b.ip).search(node.iptables_save()), 5, "b's DNAT rule to go", interval=0.01)
     took = time.monotonic() - t0
     assert took < 2.0, took
     save = node.iptables_save()
-    assert f":{sep_b} " not in save and dnat(a.ip) in save  # the chain is deleted, not just emptied
+    assert f":{sep_b} " not in save and bool(dnat(namespace, "shrink", a.ip).search(save))  # the chain is deleted, not just emptied
     assert set(fetch_many(node, f"http://{ip}/", 10)) == {a.name}
 
     await client.delete(SLICES, created["metadata"]["name"], namespace)
@@ -174,7 +179,7 @@ async def test_udp_conntrack_entries_of_a_removed_endpoint_are_deleted(
     ip = svc["spec"]["clusterIP"]
     created = await client.create(SLICES, slice_body(namespace, "dns", [a], protocol="UDP"), namespace)
     start(node, node_kubeconfig, tmp_path)
-    wait_until(lambda: dnat(a.ip) in node.iptables_save(), 20, "UDP DNAT rule")
+    wait_until(lambda: bool(dnat(namespace, "dns", a.ip, "udp").search(node.iptables_save())), 20, "UDP DNAT rule")
 
     def flows() -> str:
         return node.run("conntrack", "-L", "-p", "udp", "--orig-dst", ip, check=False).stdout
@@ -185,8 +190,8 @@ async def test_udp_conntrack_entries_of_a_removed_endpoint_are_deleted(
     wait_until(lambda: f"src={a.ip}" in flows(), 5, "a conntrack entry towards a")
     created["endpoints"] = [{"addresses": [b.ip], "conditions": {"ready": True}}]
     await client.update(SLICES, created)
-    wait_until(lambda: dnat(b.ip, 8080) in node.iptables_save() and dnat(a.ip) not in node.iptables_save(), 5,
-               "the new endpoint's rule")
+    wait_until(lambda: bool(dnat(namespace, "dns", b.ip, "udp").search(node.iptables_save()))
+               and not dnat(namespace, "dns", a.ip, "udp").search(node.iptables_save()), 5, "the new endpoint's rule")
     wait_until(lambda: f"src={a.ip}" not in flows(), 5, "the stale UDP entry to go")
 
 
@@ -197,7 +202,7 @@ async def test_restart_replaces_rules_and_cleanup_removes_exactly_ours(
     ip = svc["spec"]["clusterIP"]
     await client.create(SLICES, slice_body(namespace, "again", [a]), namespace)
     proxy = start(node, node_kubeconfig, tmp_path)
-    wait_until(lambda: dnat(a.ip) in node.iptables_save(), 20, "DNAT rule")
+    wait_until(lambda: bool(dnat(namespace, "again", a.ip).search(node.iptables_save())), 20, "DNAT rule")
     first = sorted(our_lines(node.iptables_save()))
     stop(proxy)
 

@@ -12,6 +12,7 @@ SVC = "KUBELING-SVC-2P7KPLBA3HXUH77"
 SEP1, SEP2 = "KUBELING-SEP-LAUABQHGNIBBBGO", "KUBELING-SEP-TGQDAIJCGHQV6AW"
 
 FILTER_TAIL = [
+    '-A KUBELING-SERVICES -m comment --comment "unallocated service IP" -d 10.96.0.0/12 -p tcp -j REJECT --reject-with tcp-reset',
     '-A KUBELING-SERVICES -m comment --comment "unallocated service IP" -d 10.96.0.0/12 -j REJECT --reject-with icmp-port-unreachable',
     '-A KUBELING-FORWARD -m comment --comment "kubeling forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
     '-A KUBELING-FORWARD -m comment --comment "kubeling pod network" -s 10.244.0.0/16 -j ACCEPT',
@@ -61,7 +62,7 @@ def test_no_ready_endpoints_rejects_in_filter_and_writes_no_nat_chain():
         '--dport 53 -j REJECT --reject-with icmp-port-unreachable',
         '-A KUBELING-SERVICES -m comment --comment "ns/empty has no endpoints" -m addrtype --dst-type LOCAL '
         '-p udp -m udp --dport 30053 -j REJECT --reject-with icmp-port-unreachable',
-        FILTER_TAIL[0],
+        *FILTER_TAIL[:2],
     ]
     assert rs["nat"]["KUBELING-SERVICES"] == [NODEPORTS_JUMP]
     assert rs["nat"]["KUBELING-NODEPORTS"] == []
@@ -100,7 +101,9 @@ def test_terminating_endpoints_only_when_none_ready():
     assert rules.sep_chain(sp, term) not in both["nat"] and rules.sep_chain(sp, E1) in both["nat"]
     off = rules.render([sp], eps(sp, term), rules.Config(use_terminating=False))
     assert rules.svc_chain(sp) not in off["nat"]
-    assert any("has no endpoints" in r for r in off["filter"]["KUBELING-SERVICES"])
+    assert off["filter"]["KUBELING-SERVICES"][0] == (
+        '-A KUBELING-SERVICES -m comment --comment "ns/t has no endpoints" -d 10.96.0.6/32 -p tcp -m tcp '
+        '--dport 80 -j REJECT --reject-with tcp-reset')
 
 
 def test_partial_restore_writes_only_changed_chains_and_deletes_stale():

@@ -1,0 +1,170 @@
+"""scripts/bench pod-startup: how long a pod takes from the create request to
+Ready (seen through a watch) on a real node, beside the floor measured in the
+same run on the same node: the same pod made by hand (pause container + CNI ADD
++ app container through the docker SDK).
+
+The node is a test node (its own netns + dockerd + agent, see
+tests/e2e/agent/agent_nodes.py), so nothing touches the host's network.
+Final line: {"p50_ms", "p99_ms", "floor_p50_ms", "ratio_p50", "burst_50_pods_per_s"}."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from benchlib import REPO, percentile, private_etcd, progress, result
+
+sys.path.insert(0, str(REPO / "tests" / "e2e" / "agent"))
+
+from agent_nodes import TestNode  # noqa: E402
+from tests.conftest import free_port, stop_process, wait_for  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def pod(name: str, node: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "app", "image": "busybox:latest", "command": ["sleep", "3600"]}]}}
+
+
+def is_ready(p: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (p.get("status") or {}).get("conditions") or [])
+
+
+async def measure(url: str, node: TestNode, count: int, burst: int) -> tuple[list[float], float]:
+    from kubeling.client import Client
+    from kubeling.resources import lookup
+    pods, nss = lookup("pods"), lookup("namespaces")
+    async with Client(url, TOKEN) as c:
+        await c.create(nss, {"metadata": {"name": "bench"}})
+        ready_at: dict[str, float] = {}
+        waiters: dict[str, asyncio.Event] = {}
+        listed = await c.list(pods, "bench")
+
+        async def watch() -> None:
+            async for _, p in c.watch(pods, "bench", resource_version=listed["metadata"]["resourceVersion"]):
+                name = p["metadata"]["name"]
+                if is_ready(p) and name not in ready_at:
+                    ready_at[name] = time.perf_counter()
+                    if name in waiters:
+                        waiters[name].set()
+        watcher = asyncio.create_task(watch())
+        lat = []
+        for i in range(count):
+            name = f"seq-{i}"
+            waiters[name] = asyncio.Event()
+            t0 = time.perf_counter()
+            await c.create(pods, pod(name, node.name), "bench")
+            await asyncio.wait_for(waiters[name].wait(), 60)
+            lat.append((ready_at[name] - t0) * 1000)
+        progress(f"sequential: {[round(x) for x in lat]}")
+        names = [f"burst-{i}" for i in range(burst)]
+        for n in names:
+            waiters[n] = asyncio.Event()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(c.create(pods, pod(n, node.name), "bench") for n in names))
+        await asyncio.wait_for(asyncio.gather(*(waiters[n].wait() for n in names)), 300)
+        burst_s = max(ready_at[n] for n in names) - t0
+        watcher.cancel()
+        progress("deleting the pods")
+        listed = await c.list(pods, "bench")
+        await asyncio.gather(*(c.delete(pods, p["metadata"]["name"], "bench", grace_period=0)
+                               for p in listed["items"]))
+    return lat, burst_s
+
+
+FLOOR_CODE = r'''
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import docker
+from agent.cni import CniInvoker
+sock, conf_dir, cache, count = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+api = docker.APIClient(base_url=sock, version="1.41")
+
+async def one(i):
+    t0 = time.perf_counter()
+    sb = api.create_container("kubeling/pause:3.9", name=f"floor-pod-{i}",
+                              host_config=api.create_host_config(network_mode="none", ipc_mode="shareable"))
+    api.start(sb["Id"])
+    pid = api.inspect_container(sb["Id"])["State"]["Pid"]
+    cni = CniInvoker(conf_dir, ["/usr/lib/cni"], cache)
+    await cni.add(sb["Id"], f"/proc/{pid}/ns/net", "bench", f"floor-{i}")
+    mode = "container:" + sb["Id"]
+    app = api.create_container("busybox:latest", ["sleep", "3600"], name=f"floor-app-{i}",
+                               host_config=api.create_host_config(network_mode=mode, ipc_mode=mode))
+    api.start(app["Id"])
+    api.inspect_container(app["Id"])
+    ms = (time.perf_counter() - t0) * 1000
+    return ms, sb["Id"], app["Id"], pid, cni
+
+async def main():
+    out = []
+    made = []
+    for i in range(count):
+        ms, sb, app, pid, cni = await one(i)
+        out.append(ms)
+        made.append((sb, app, pid, cni, i))
+    for sb, app, pid, cni, i in made:
+        api.remove_container(app, force=True)
+        await cni.delete(sb, f"/proc/{pid}/ns/net", "bench", f"floor-{i}")
+        api.remove_container(sb, force=True)
+    print(json.dumps(out))
+asyncio.run(main())
+'''
+
+
+def floor(node: TestNode, count: int) -> list[float]:
+    cache = node.base / "floor-cni"
+    out = node.ns(sys.executable, "-c", FLOOR_CODE, str(REPO), node.sock, str(node.cni_conf_dir), str(cache),
+                  str(count), timeout=300).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="scripts/bench pod-startup")
+    ap.add_argument("--count", type=int, default=20)
+    ap.add_argument("--burst", type=int, default=50)
+    a = ap.parse_args()
+    with private_etcd() as etcd:
+        base = Path(tempfile.mkdtemp(prefix="kubeling-bench-pods-"))
+        (base / "tokens.csv").write_text(f"{TOKEN},admin\n")
+        port = free_port()
+        api = subprocess.Popen([sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url,
+                                "--bind", "0.0.0.0", "--port", str(port), "--token-file",
+                                str(base / "tokens.csv")], cwd=REPO, stdout=open(base / "api.log", "wb"),
+                               stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        node = TestNode(port, TOKEN, "10.244.7.0/24")
+        try:
+            wait_for(lambda: urllib.request.urlopen(url + "/readyz", timeout=1).status == 200, 30, "apiserver")
+            progress(f"making test node {node.name}")
+            node.create()
+            node.start_agent()
+            wait_for(lambda: (node.cni_conf_dir / "10-kubeling.conflist").exists(), 30, "agent network config")
+            progress(f"floor: {a.count} pods by hand")
+            fl = floor(node, a.count)
+            progress(f"floor: {[round(x) for x in fl]}")
+            progress(f"{a.count} pods one after another, then {a.burst} at once")
+            lat, burst_s = asyncio.run(measure(url, node, a.count, a.burst))
+            wait_for(lambda: not node.containers(), 120, "the agent to remove the pods")
+        finally:
+            problems = node.destroy()
+            stop_process(api)
+            if problems:
+                progress(f"left behind: {problems}")
+    p50, fl50 = percentile(lat, 50), percentile(fl, 50)
+    result({"p50_ms": p50, "p99_ms": percentile(lat, 99), "floor_p50_ms": fl50, "ratio_p50": p50 / fl50,
+            "burst_50_pods_per_s": a.burst / burst_s})
+
+
+if __name__ == "__main__":
+    main()
