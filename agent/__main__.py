@@ -10,7 +10,8 @@ import socket
 from agent.agent import Agent, AgentConfig
 
 
-def parse_args(argv: list[str] | None = None) -> AgentConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
+    """The agent's configuration, and whether to tear the node down instead of running."""
     p = argparse.ArgumentParser(prog="kubeling agent", description="kubeling node agent")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
     p.add_argument("--node-name", default=socket.gethostname())
@@ -22,24 +23,26 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--logs-address", default="0.0.0.0")
     p.add_argument("--pod-cidr", default=None, help="use this pod CIDR instead of the Node's spec.podCIDR")
     p.add_argument("--node-ip", default=None, help="InternalIP to report (default: the route to the API server)")
-    p.add_argument("--cni-bridge-type", default="bridge", help="plugin type in the written conflist")
-    p.add_argument("--cni-ipam-type", default="host-local")
+    p.add_argument("--cni-bridge-type", default="kubeling-bridge", help="plugin type in the written conflist")
+    p.add_argument("--cni-ipam-type", default="kubeling-ipam")
     p.add_argument("--cni-conf-name", default="10-kubeling.conflist")
     p.add_argument("--pause-image", default="kubeling/pause:3.9")
     p.add_argument("--always-pull", action="store_true",
                    help="pull images with imagePullPolicy Always even when present (needs a registry)")
     p.add_argument("--node-status-period", type=float, default=10.0)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--teardown", action="store_true",
+                   help="remove every pod of this node (containers, network, state) and the pod network, then exit")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return AgentConfig(
+    return (AgentConfig(
         kubeconfig=a.kubeconfig, node_name=a.node_name, docker_host=a.docker_host,
         cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=[d for d in a.cni_bin_dir.split(":") if d],
         root_dir=a.root_dir, logs_port=a.logs_port, logs_address=a.logs_address, pod_cidr=a.pod_cidr,
         node_ip=a.node_ip, bridge_type=a.cni_bridge_type, ipam_type=a.cni_ipam_type,
         cni_conf_name=a.cni_conf_name, pause_image=a.pause_image, always_pull=a.always_pull,
-        status_period=a.node_status_period)
+        status_period=a.node_status_period), a.teardown)
 
 
 async def amain(cfg: AgentConfig) -> None:
@@ -61,7 +64,13 @@ async def amain(cfg: AgentConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(amain(parse_args(argv)))
+    cfg, teardown = parse_args(argv)
+    if teardown:
+        from agent.teardown import teardown_node
+        n = asyncio.run(teardown_node(cfg))
+        print(f"removed {n} pod(s) and the pod network")
+        return
+    asyncio.run(amain(cfg))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -48,7 +47,9 @@ class EventRecorder:
                 self._seen[key] = (name, count + 1, time.monotonic())
                 await self.client.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": now}, ns)
                 return
-            name = f"{involved['name']}.{secrets.token_hex(8)}"
+            # kubelet names events <object>.<unix nanos in hex>: names sort in time order,
+            # which is how kubectl describe orders events of the same second.
+            name = f"{involved['name']}.{time.time_ns():x}"
             self._seen[key] = (name, 1, time.monotonic())
             await self.client.create(EVENTS, {
                 "apiVersion": "v1", "kind": "Event",

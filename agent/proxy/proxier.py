@@ -55,6 +55,10 @@ class Proxier:
         self.stats = SyncStats()
         self._wake = asyncio.Event()
         self._jumps_ok = False
+        # What changed since the last sync's snapshot: with no service change, only the
+        # services whose endpoints changed are rendered again.
+        self._ports_changed = True
+        self._endpoints_changed: set[tuple[str, str]] = set()
 
     # --- informer handlers: update state, wake the loop -------------------------------------
 
@@ -64,6 +68,7 @@ class Proxier:
             self.services.pop(key, None)
         else:
             self.services[key] = service_ports(obj)
+        self._ports_changed = True
         self._wake.set()
 
     def _slice_changed(self, obj: dict[str, Any], deleted: bool = False) -> None:
@@ -80,6 +85,7 @@ class Proxier:
             touched.add(svc)
         for svc in touched:
             self._recompute_endpoints(svc)
+        self._endpoints_changed |= touched
         if touched:
             self._wake.set()
 
@@ -101,10 +107,12 @@ class Proxier:
     # --- syncing ------------------------------------------------------------------------------
 
     def sync_once(self, ports: list[ServicePort], endpoints: dict[rules.EndpointKey, list[Endpoint]],
-                  full: bool) -> None:
-        """Render and apply (runs in a worker thread; blocking subprocesses)."""
+                  full: bool, only: set[tuple[str, str]] | None = None) -> None:
+        """Render and apply (runs in a worker thread; blocking subprocesses). `only`: nothing but
+        these services' endpoints changed since the last successful sync."""
         t0 = time.monotonic()
-        ruleset = self.renderer.render(ports, endpoints)
+        ruleset = self.renderer.render(ports, endpoints, None if full or self.applied is None else only)
+        t_render = time.monotonic()
         if full or self.applied is None:
             existing = self.ipt.our_chains()
             old = None
@@ -119,8 +127,10 @@ class Proxier:
             self.ipt.ensure_jumps()
             self._jumps_ok = True
         self.applied = None  # a failed restore leaves the state unknown: the next sync is full
+        t_restore = time.monotonic()
         self.ipt.restore(text)
         self.applied = ruleset
+        restore_ms = (time.monotonic() - t_restore) * 1000
         flows = {sp: tuple(usable(endpoints.get(rules.endpoint_key(sp), ()), self.cfg.use_terminating))
                  for sp in ports if sp.protocol == "udp"}
         conntrack.run_deletions(conntrack.stale_deletions(self.flows, flows))
@@ -132,8 +142,9 @@ class Proxier:
         s.last_ms = ms
         s.history.append((time.time(), full, ms))
         del s.history[:-1000]
-        log.info("sync %d (%s): %d service ports, %d lines written, %.1f ms",
-                 s.count, "full" if full else "partial", len(ports), text.count("\n"), ms)
+        log.info("sync %d (%s): %d service ports, %d lines written, %.1f ms (render %.1f, restore %.1f)",
+                 s.count, "full" if full else "partial", len(ports), text.count("\n"), ms,
+                 (t_render - t0) * 1000, restore_ms)
 
     async def _sync_loop(self) -> None:
         next_full = 0.0
@@ -152,9 +163,11 @@ class Proxier:
             # A snapshot: handlers keep running on the loop while the worker thread syncs.
             ports = [sp for sps in self.services.values() for sp in sps]
             endpoints = dict(self.endpoints)
+            only = None if self._ports_changed else self._endpoints_changed
+            self._ports_changed, self._endpoints_changed = False, set()
             last_start = time.monotonic()
             try:
-                await asyncio.to_thread(self.sync_once, ports, endpoints, full)
+                await asyncio.to_thread(self.sync_once, ports, endpoints, full, only)
             except Exception:
                 self.stats.failures += 1
                 log.exception("sync failed; retrying with a full sync")

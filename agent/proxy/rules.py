@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.proxy.model import Endpoint, ServicePort, usable
@@ -56,8 +57,11 @@ JUMP_COMMENTS = {
     FORWARD: "kubeling forwarding rules",
 }
 
-Ruleset = dict[str, dict[str, list[str]]]
+Ruleset = dict[str, dict[str, Sequence[str]]]  # table → chain → rule lines
 EndpointKey = tuple[str, str, str, str]  # namespace, service, port name, protocol
+
+
+_ORDER = operator.attrgetter("namespace", "name", "port_name", "protocol", "port")
 
 
 def is_ours(table: str, chain: str) -> bool:
@@ -124,55 +128,101 @@ class Renderer:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self._cache: dict[ServicePort, tuple[tuple[Endpoint, ...], _Pieces]] = {}
+        self._cache: dict[ServicePort, tuple[Sequence[Endpoint], _Pieces]] = {}
+        self._last: Ruleset | None = None
+        self._ports_of: dict[tuple[str, str], list[ServicePort]] = {}
 
-    def render(self, ports: Iterable[ServicePort],
-               endpoints: Mapping[EndpointKey, list[Endpoint]]) -> Ruleset:
+    def render(self, ports: Iterable[ServicePort], endpoints: Mapping[EndpointKey, list[Endpoint]],
+               only: Iterable[tuple[str, str]] | None = None) -> Ruleset:
+        """The whole ruleset. `only`: a promise that since the previous render nothing changed but
+        the endpoints of these (namespace, name) services; then only their chains are redone,
+        unless a change reaches the shared chains (a service gaining or losing all endpoints)."""
+        if only is not None and self._last is not None:
+            fast = self._endpoints_only(only, endpoints)
+            if fast is not None:
+                self._last = fast
+                return fast
+        self._last = self._render_all(ports, endpoints)
+        return self._last
+
+    def _endpoints_only(self, only: Iterable[tuple[str, str]],
+                        endpoints: Mapping[EndpointKey, list[Endpoint]]) -> Ruleset | None:
+        assert self._last is not None
+        nat = dict(self._last["nat"])
+        for svc in only:
+            for sp in self._ports_of.get(svc, ()):
+                raw = endpoints.get(endpoint_key(sp)) or ()
+                old_raw, old = self._cache[sp]
+                if old_raw is raw or old_raw == raw:
+                    continue
+                new = self._render_port(sp, tuple(usable(raw, self.cfg.use_terminating)))
+                if (new.nat_services, new.nat_nodeports, new.filter_services) != \
+                        (old.nat_services, old.nat_nodeports, old.filter_services):
+                    return None
+                for chain, _ in old.chains:
+                    del nat[chain]
+                nat.update(new.chains)
+                self._cache[sp] = (raw, new)
+        return {"filter": self._last["filter"], "nat": nat}
+
+    def _render_all(self, ports: Iterable[ServicePort],
+                    endpoints: Mapping[EndpointKey, list[Endpoint]]) -> Ruleset:
         cfg = self.cfg
         mark = cfg.masq_mark
-        nat: dict[str, list[str]] = {SERVICES: [], NODEPORTS: [], MARK_MASQ: [], POSTROUTING: []}
-        filt: dict[str, list[str]] = {SERVICES: [], FORWARD: []}
-        nat[MARK_MASQ].append(f"-A {MARK_MASQ} -j MARK --or-mark {mark}")
-        nat[POSTROUTING] += [
-            f"-A {POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
-            # Clear the bit so a packet re-entering the stack (e.g. through a tunnel) is not
-            # masqueraded twice.
-            f"-A {POSTROUTING} -j MARK --xor-mark {mark}",
-            f"-A {POSTROUTING} -m comment --comment {_q('kubeling service traffic requiring SNAT')} "
-            f"-j MASQUERADE --random-fully",
-        ]
-        seen: set[ServicePort] = set()
-        for sp in sorted(ports, key=lambda p: (p.namespace, p.name, p.port_name, p.protocol, p.port)):
-            seen.add(sp)
-            eps = tuple(usable(endpoints.get(endpoint_key(sp), ()), cfg.use_terminating))
-            hit = self._cache.get(sp)
-            if hit is not None and hit[0] == eps:
+        nat_services: list[str] = []
+        nat_nodeports: list[str] = []
+        filt_services: list[str] = []
+        nat: dict[str, Sequence[str]] = {
+            SERVICES: nat_services, NODEPORTS: nat_nodeports,
+            MARK_MASQ: [f"-A {MARK_MASQ} -j MARK --or-mark {mark}"],
+            POSTROUTING: [
+                f"-A {POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
+                # Clear the bit so a packet re-entering the stack (e.g. through a tunnel) is not
+                # masqueraded twice.
+                f"-A {POSTROUTING} -j MARK --xor-mark {mark}",
+                f"-A {POSTROUTING} -m comment --comment {_q('kubeling service traffic requiring SNAT')} "
+                f"-j MASQUERADE --random-fully",
+            ],
+        }
+        cache = self._cache
+        ordered = sorted(ports, key=_ORDER)
+        for sp in ordered:
+            raw = endpoints.get(endpoint_key(sp)) or ()
+            hit = cache.get(sp)
+            # The proxier replaces an endpoint list only when its slices change, so an unchanged
+            # service is recognised by identity, without comparing endpoints.
+            if hit is not None and (hit[0] is raw or hit[0] == raw):
                 pieces = hit[1]
             else:
-                pieces = self._render_port(sp, eps)
-                self._cache[sp] = (eps, pieces)
-            nat[SERVICES] += pieces.nat_services
-            nat[NODEPORTS] += pieces.nat_nodeports
-            filt[SERVICES] += pieces.filter_services
-            for chain, rules in pieces.chains:
-                nat[chain] = list(rules)
-        for gone in [k for k in self._cache if k not in seen]:
-            del self._cache[gone]
-        nat[SERVICES].append(
+                pieces = self._render_port(sp, tuple(usable(raw, cfg.use_terminating)))
+                cache[sp] = (raw, pieces)
+            nat_services += pieces.nat_services
+            nat_nodeports += pieces.nat_nodeports
+            filt_services += pieces.filter_services
+            nat.update(pieces.chains)
+        if len(cache) > len(ordered):  # services went away: forget their rules
+            live = set(ordered)
+            for gone in [k for k in cache if k not in live]:
+                del cache[gone]
+        ports_of: dict[tuple[str, str], list[ServicePort]] = {}
+        for sp in ordered:
+            ports_of.setdefault((sp.namespace, sp.name), []).append(sp)
+        self._ports_of = ports_of
+        nat_services.append(
             f"-A {SERVICES} -m comment --comment {_q('kubeling service nodeports; must be the last rule')} "
             f"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NODEPORTS}")
-        filt[SERVICES] += [
+        filt_services += [
             f"-A {SERVICES} -m comment --comment {_q('unallocated service IP')} -d {cfg.service_cidr} "
             f"-p tcp -j REJECT --reject-with tcp-reset",
             f"-A {SERVICES} -m comment --comment {_q('unallocated service IP')} -d {cfg.service_cidr} "
             f"-j REJECT --reject-with icmp-port-unreachable",
         ]
-        filt[FORWARD] += [
+        filt: dict[str, Sequence[str]] = {SERVICES: filt_services, FORWARD: [
             f"-A {FORWARD} -m comment --comment {_q('kubeling forwarding rules')} "
             f"-m mark --mark {mark}/{mark} -j ACCEPT",
             f"-A {FORWARD} -m comment --comment {_q('kubeling pod network')} -s {cfg.cluster_cidr} -j ACCEPT",
             f"-A {FORWARD} -m comment --comment {_q('kubeling pod network')} -d {cfg.cluster_cidr} -j ACCEPT",
-        ]
+        ]}
         return {"filter": filt, "nat": nat}
 
     def _render_port(self, sp: ServicePort, eps: tuple[Endpoint, ...]) -> _Pieces:
@@ -235,7 +285,8 @@ def restore_text(new: Ruleset, old: Ruleset | None = None,
     for table in TABLES:
         chains = new.get(table, {})
         prev = (old or {}).get(table, {})
-        write = [c for c, rules in chains.items() if old is None or prev.get(c) != rules]
+        write = [c for c, rules in chains.items()
+                 if old is None or (prev.get(c) is not rules and prev.get(c) != rules)]
         gone = sorted(c for c in (stale or {}).get(table, ()) if c not in chains and is_ours(table, c))
         if not write and not gone:
             continue

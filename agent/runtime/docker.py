@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import urllib.parse
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -314,6 +313,3 @@ class DockerRuntime(t.Runtime):
         self._api.close()
         self._pull_api.close()
 
-
-def quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")

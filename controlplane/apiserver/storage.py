@@ -85,7 +85,10 @@ class Store:
     """The apiserver's only path to etcd."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2379) -> None:
-        self._client = aetcd.Client(host=host, port=port, timeout=10)
+        # Lists of thousands of objects exceed gRPC's default 4 MiB message limit.
+        self._client = aetcd.Client(host=host, port=port, timeout=10,
+                                    options={"grpc.max_receive_message_length": 512 * 1024 * 1024,
+                                             "grpc.max_send_message_length": 64 * 1024 * 1024})
 
     async def connect(self) -> None:
         await self._client.connect()

@@ -59,6 +59,10 @@ class Layout:
     def token_file(self) -> Path:
         return self.config_dir / "tokens.csv"
 
+    @property
+    def cni_socket(self) -> Path:
+        return self.run_dir / "cni.sock"
+
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
@@ -71,6 +75,7 @@ class Component:
     name: str
     argv: Callable[[Layout], list[str]]
     ready: Callable[[Layout], bool]
+    node: bool = False  # runs on a node (pods, network) rather than in the control plane
 
 
 def _port_open(port: int) -> bool:
@@ -115,6 +120,11 @@ COMPONENTS: tuple[Component, ...] = (
         "--tls-cert-file", str(lay.cert), "--tls-private-key-file", str(lay.key)]), _healthz),
     Component("controller-manager", _client_argv("controller-manager"), _settled),
     Component("scheduler", _client_argv("scheduler"), _settled),
+    Component("cni-daemon", lambda lay: component_argv("cni-daemon", ["--socket", str(lay.cni_socket)]),
+              lambda lay: lay.cni_socket.exists(), node=True),
+    Component("agent", lambda lay: component_argv("agent", [
+        "--kubeconfig", str(lay.kubeconfig), "--root-dir", str(lay.data_dir / "agent")]), _settled, node=True),
+    Component("proxy", _client_argv("proxy"), _settled, node=True),
 )
 
 
@@ -204,6 +214,8 @@ def layout_options(fn: Callable) -> Callable:
         click.option("--etcd-port", envvar="KUBELING_ETCD_PORT", type=int, default=2379, show_default=True),
         click.option("--apiserver-port", envvar="KUBELING_APISERVER_PORT", type=int, default=6443,
                      show_default=True),
+        click.option("--node/--no-node", "node", envvar="KUBELING_NODE", default=True, show_default=True,
+                     help="Also run this machine's node (CNI daemon, agent): pods run here."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -211,14 +223,27 @@ def layout_options(fn: Callable) -> Callable:
 
 
 def _layout(run_dir: str, log_dir: str, data_dir: str, config_dir: str, etcd_port: int,
-            apiserver_port: int) -> Layout:
+            apiserver_port: int, node: bool = True) -> Layout:
     return Layout(Path(run_dir), Path(log_dir), Path(data_dir), Path(config_dir), etcd_port, apiserver_port)
+
+
+def _teardown_node(layout: Layout) -> None:
+    """Pods, their network and our iptables chains leave the machine."""
+    click.echo("==> removing this node's pods and pod network")
+    steps = [component_argv("agent", ["--kubeconfig", str(layout.kubeconfig), "--root-dir",
+                                      str(layout.data_dir / "agent"), "--teardown"])]
+    if any(c.name == "proxy" for c in COMPONENTS):
+        steps.append(component_argv("proxy", ["--cleanup"]))
+    for argv in steps:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise click.ClickException(f"{' '.join(argv[2:4])} failed: {proc.stderr.strip()[-500:]}")
 
 
 @click.command("up")
 @layout_options
-def up_cmd(**kw: object) -> None:
-    """Start etcd and the control plane on this machine (idempotent)."""
+def up_cmd(node: bool, **kw: object) -> None:
+    """Start etcd, the control plane and this machine's node (idempotent)."""
     layout = _layout(**kw)  # type: ignore[arg-type]
     if shutil.which("etcd") is None:
         raise click.ClickException("etcd is not installed; run scripts/setup first")
@@ -228,16 +253,23 @@ def up_cmd(**kw: object) -> None:
     pki.ensure(layout.cert, layout.key)
     kubeconfig.write(str(layout.kubeconfig), layout.server, token, layout.cert.read_bytes())
     for comp in COMPONENTS:
-        _start(layout, comp)
+        if node or not comp.node:
+            _start(layout, comp)
     click.echo(f"kubeling is up: kubeconfig {layout.kubeconfig}, API {layout.server}")
 
 
 @click.command("down")
 @click.option("--purge", is_flag=True, help="Also remove the etcd data.")
 @layout_options
-def down_cmd(purge: bool, **kw: object) -> None:
-    """Stop what `kubeling up` started."""
+def down_cmd(purge: bool, node: bool, **kw: object) -> None:
+    """Stop what `kubeling up` started; remove this node's pods and pod network."""
     layout = _layout(**kw)  # type: ignore[arg-type]
+    node_parts = [c for c in COMPONENTS if c.node]
+    for comp in reversed(node_parts):
+        if comp.name != "cni-daemon":
+            _stop(layout, comp.name)
+    if node and layout.kubeconfig.exists():
+        _teardown_node(layout)
     for comp in reversed(COMPONENTS):
         _stop(layout, comp.name)
     if purge:

@@ -14,6 +14,9 @@ COMPONENTS = {
     "apiserver": "controlplane.apiserver",
     "controller-manager": "controlplane.controllers",
     "scheduler": "controlplane.scheduler",
+    "agent": "agent",
+    "proxy": "agent.proxy",
+    "cni-daemon": "cni.daemon",
 }
 
 

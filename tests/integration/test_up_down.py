@@ -31,7 +31,9 @@ def test_up_is_idempotent_apply_works_and_down_leaves_nothing(tmp_path):
     env = {**os.environ,
            "KUBELING_RUN_DIR": str(tmp_path / "run"), "KUBELING_LOG_DIR": str(tmp_path / "log"),
            "KUBELING_DATA_DIR": str(tmp_path / "data"), "KUBELING_CONFIG_DIR": str(tmp_path / "etc"),
-           "KUBELING_ETCD_PORT": str(etcd_port), "KUBELING_APISERVER_PORT": str(free_port())}
+           "KUBELING_ETCD_PORT": str(etcd_port), "KUBELING_APISERVER_PORT": str(free_port()),
+           # Nodes are tested in network namespaces of their own (tests/e2e), not on this machine.
+           "KUBELING_NODE": "false"}
     try:
         out = run(env, "up").stdout
         assert "etcd: started" in out and "apiserver: started" in out

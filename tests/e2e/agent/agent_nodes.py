@@ -85,6 +85,8 @@ class TestNode:
     dockerd_proc: subprocess.Popen | None = None
     logs_port: int = 10250
     extra_args: list[str] = field(default_factory=list)
+    scheme: str = "http"
+    ca_pem: bytes | None = None   # with scheme "https": the API server's CA
 
     def __post_init__(self) -> None:
         suffix = self.name[3:]
@@ -156,7 +158,8 @@ class TestNode:
         save.wait()
         assert load.returncode == 0 and save.returncode == 0, load.stderr
         from kubeling.kubeconfig import write
-        write(str(self.kubeconfig), f"http://{self.root_ip}:{self.apiserver_port}", self.token)
+        write(str(self.kubeconfig), f"{self.scheme}://{self.root_ip}:{self.apiserver_port}", self.token,
+              self.ca_pem)
 
     def start_dockerd(self) -> None:
         log = open(self.dockerd_log, "ab")
@@ -177,7 +180,7 @@ class TestNode:
         args = [
             "nsenter", f"--net={self.netns_path}", sys.executable, "-m", "agent",
             "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, "--docker-host", self.sock,
-            "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/usr/lib/cni",
+            "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni",
             "--root-dir", str(self.agent_root), "--logs-port", str(self.logs_port),
             "--pod-cidr", self.pod_cidr, *self.extra_args, *extra]
         log = open(self.agent_log, "ab")

@@ -97,7 +97,7 @@ async def test_node_registration_and_lease(client, node_factory):
     assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == node.logs_port
     assert n["spec"]["podCIDR"] == node.pod_cidr
     conf = (node.cni_conf_dir / "10-kubeling.conflist").read_text()
-    assert node.pod_cidr in conf and '"type": "bridge"' in conf
+    assert node.pod_cidr in conf and '"type": "kubeling-bridge"' in conf
     lease = await client.get(leases, node.name, "kube-node-lease")
     assert lease["spec"]["holderIdentity"] == node.name and lease["spec"]["leaseDurationSeconds"] == 40
     first = lease["spec"]["renewTime"]

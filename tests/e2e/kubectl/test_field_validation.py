@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+from conftest import Kubectl  # this folder's conftest (imported by name at collection, as in tests/e2e/cni)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +60,6 @@ def test_warn_and_ignore_drop_unknown_fields(kubectl133, kns, write):
 def test_kubectl_127_without_validation(tls_apiserver, tmp_path, kns, write):
     """kubectl 1.27 validates client-side from OpenAPI v2 (protobuf), which is not served:
     it needs --validate=false, and the server still drops unknown fields."""
-    from conftest import Kubectl  # the e2e kubectl harness
     home = tmp_path / "h127"
     home.mkdir()
     k = Kubectl("1.27", tls_apiserver, home)

@@ -32,10 +32,9 @@ def node_kubeconfig(etcd, apiserver, uplink, tmp_path_factory) -> str:
 
 @pytest.fixture
 def node(uplink):
-    before = root_links()
     n = Node.create(uplink)
     yield n
+    # destroy() checks exactly what this node created (namespaces, its root-side veth, processes);
+    # a wider look at the root namespace would see other runs' nodes.
     left = n.destroy()
     assert not left, f"left behind: {left}"
-    leaked = [l for l in root_links() - before if l.startswith("kpr-")]
-    assert not leaked, f"links left in the root namespace: {leaked}"

@@ -235,3 +235,30 @@ async def test_restart_replaces_rules_and_cleanup_removes_exactly_ours(
     # Idempotent: a second cleanup finds nothing.
     again = node.run(sys.executable, "-m", "agent.proxy", "--cleanup").stdout
     assert json.loads(again.strip().splitlines()[-1]) == {"removed": {}}
+
+
+async def test_legacy_backend_is_used_when_it_holds_the_rules(node, node_kubeconfig, client, namespace, tmp_path):
+    a = node.add_pod(1)
+    svc = await make_service(client, namespace, "old")
+    ip = svc["spec"]["clusterIP"]
+    await client.create(SLICES, slice_body(namespace, "old", [a]), namespace)
+    # The host's rules live in the legacy backend (someone else's chain with more rules than nft has).
+    node.run("iptables-legacy", "-t", "nat", "-N", "SOMEONE-LEGACY")
+    for _ in range(5):
+        node.run("iptables-legacy", "-t", "nat", "-A", "SOMEONE-LEGACY", "-j", "RETURN")
+    nft_before = node.run("iptables-nft-save").stdout
+    proxy = start(node, node_kubeconfig, tmp_path)
+
+    def legacy() -> str:
+        return node.run("iptables-legacy-save").stdout
+    wait_until(lambda: bool(dnat(namespace, "old", a.ip).search(legacy())), 20, "DNAT rule in legacy tables")
+    assert_jumps_once(legacy())
+    assert our_lines(node.run("iptables-nft-save").stdout) == our_lines(nft_before) == []
+    assert node.get(f"http://{ip}/") == a.name
+    stop(proxy)
+    out = node.run(sys.executable, "-m", "agent.proxy", "--cleanup").stdout
+    assert "legacy" in json.loads(out.strip().splitlines()[-1])["removed"]
+    assert our_lines(legacy()) == []
+    assert "-A SOMEONE-LEGACY -j RETURN" in legacy()
+    node.run("iptables-legacy", "-t", "nat", "-F", "SOMEONE-LEGACY")
+    node.run("iptables-legacy", "-t", "nat", "-X", "SOMEONE-LEGACY")

@@ -142,3 +142,17 @@ def test_renderer_cache_gives_same_result_as_fresh_render():
     r.render([WEB], eps(WEB, E1))
     again = r.render([WEB], eps(WEB, E1, E2))
     assert again == rules.render([WEB], eps(WEB, E1, E2))
+
+
+def test_endpoints_only_render_equals_a_full_render():
+    r = rules.Renderer(rules.Config())
+    other = ServicePort("default", "other", "", "tcp", "10.96.0.11", 81)
+    r.render([WEB, other], {**eps(WEB, E1, E2), **eps(other, E1)})
+    E3 = Endpoint("10.244.1.4", 8080)
+    changed = {**eps(WEB, E1, E3), **eps(other, E1)}
+    fast = r.render([WEB, other], changed, only={("default", "web")})
+    assert fast == rules.render([WEB, other], changed)
+    assert rules.sep_chain(WEB, E2) not in fast["nat"] and rules.sep_chain(WEB, E3) in fast["nat"]
+    # Losing every endpoint touches the shared chains: the fast path falls back to a full render.
+    emptied = {**eps(WEB), **eps(other, E1)}
+    assert r.render([WEB, other], emptied, only={("default", "web")}) == rules.render([WEB, other], emptied)

@@ -1,0 +1,49 @@
+"""`python -m agent --teardown`: take every pod of this node off the machine.
+
+What `kubeling down` runs after stopping the agent: containers stopped and
+removed, CNI DEL for every sandbox (IPs released), checkpoints and volumes
+removed, then the pod network itself (bridge, our iptables chains,
+allocation files) and the conflist. Nothing of kubeling's stays behind."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+from agent.agent import Agent, AgentConfig
+
+log = logging.getLogger("kubeling.teardown")
+
+
+async def teardown_node(cfg: AgentConfig) -> int:
+    """Returns the number of pods torn down."""
+    agent = Agent(cfg)
+    try:
+        records = await agent.runtime.list()
+        uids = {r.pod_uid for r in records} | {cp.pod_uid for cp in agent.checkpoints.all()}
+        for uid in sorted(uids):
+            log.info("tearing down pod %s", uid)
+            await agent.syncer.teardown(uid)
+    finally:
+        await agent.close()
+    conf = os.path.join(cfg.cni_conf_dir, cfg.cni_conf_name)
+    bridge, network, data_dir = "cni0", "kubeling", os.path.join(cfg.root_dir, "ipam")
+    try:
+        with open(conf) as f:
+            doc = json.load(f)
+        network = doc.get("name", network)
+        first = (doc.get("plugins") or [{}])[0]
+        bridge = first.get("bridge", bridge)
+        data_dir = (first.get("ipam") or {}).get("dataDir", data_dir)
+    except (OSError, ValueError):
+        pass
+    from cni.cleanup import remove_network
+    remove_network(bridge, network, data_dir)
+    for path in (conf,):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(cfg.root_dir, ignore_errors=True)
+    return len(uids)
