@@ -141,6 +141,9 @@ class Prober:
 
     def _stop_worker(self, entry: _PodEntry, key: tuple[str, str]) -> None:
         worker = entry.workers.pop(key)
+        # Python 3.11's wait_for can swallow a cancel that races with the probe
+        # finishing; the flag makes the worker end anyway.
+        worker.stopped = True
         worker.task.cancel()
         cid = worker.container_id
         if not any(w.container_id == cid for e in self._pods.values() for w in e.workers.values()):
@@ -173,6 +176,7 @@ class _Worker:
         self.started_at = started_at
         self.kind = kind
         self.spec = ProbeSpec.from_api(container[_FIELDS[kind]], kind)
+        self.stopped = False
         if kind == READINESS:
             prober.results.set_readiness(uid, container_id, False)
         self.task = asyncio.create_task(self._run(), name=f"probe-{kind}-{container_id[:12]}")
@@ -204,11 +208,13 @@ class _Worker:
             await asyncio.sleep(delay)
 
         last, run = None, 0
-        while True:
+        while not self.stopped:
             if self._terminating() and self.kind != READINESS:
                 return
             began = time.monotonic()
             outcome = await self._probe_once()
+            if self.stopped:
+                return
             if outcome is not None:
                 ok = outcome.result != FAILURE
                 run = run + 1 if ok == last else 1
