@@ -20,6 +20,7 @@ from agent.pleg import Pleg
 from agent.pod_sync import PodSyncer, SyncConfig
 from agent.pod_workers import PodWorkers
 from agent.probe_results import ProbeResults
+from agent.prober import Prober
 from agent.runtime.docker import DockerRuntime
 from kubeling import errors
 from kubeling.client import Client
@@ -74,13 +75,15 @@ class Agent:
         self.cni = CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni"))
         self.checkpoints = CheckpointStore(cfg.root_dir)
         self.probes = ProbeResults()
+        self.prober = Prober(self.probes, self.runtime.exec,
+                             lambda pod, reason, msg, typ, name: self.events.pod_event(pod, typ, reason, msg, name))
         self.events = EventRecorder(self.client, cfg.node_name)
         from agent.status_manager import StatusManager
         self.status = StatusManager(self.client)
         self.syncer = PodSyncer(
             SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull),
             self.runtime, self.cni, self.checkpoints, self.status, self.events, self.probes,
-            self._get_configmap, self.network_ready)
+            self._get_configmap, self.network_ready, self.prober)
         self._by_uid: dict[str, tuple[str, str]] = {}
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}",
                                  on_add=self._pod_changed, on_update=self._pod_updated,
@@ -204,6 +207,7 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.workers.stop()
+        await self.prober.stop()
         await self.events.drain()
         await self.logs.stop()
         await self.runtime.close()

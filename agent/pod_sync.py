@@ -5,6 +5,7 @@ status; on deletion, stop with the grace period, tear down, confirm."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,12 +15,13 @@ from typing import Any
 from agent import volumes
 from agent.backoff import Backoff
 from agent.checkpoints import CheckpointStore, SandboxCheckpoint
-from agent.cni import CniInvoker, NoNetworkConfig, pod_ips
+from agent.cni import CniInvoker, pod_ips
 from agent.container_spec import cgroup_settings, command_and_args, container_hash, hosts_file
 from agent.envvars import ConfigError, container_env
 from agent.events import EventRecorder
 from agent.pod_status import PodRuntimeView, by_name, pod_status
 from agent.probe_results import ProbeResults
+from agent.prober import Prober, run_pre_stop
 from agent.runtime.types import (ContainerConfig, ContainerRecord, PullError, Runtime, RuntimeError_,
                                  SandboxConfig)
 from agent.status_manager import StatusManager
@@ -63,7 +65,7 @@ class PodSyncer:
     def __init__(self, cfg: SyncConfig, runtime: Runtime, cni: CniInvoker, checkpoints: CheckpointStore,
                  status: StatusManager, events: EventRecorder, probes: ProbeResults,
                  get_configmap: Callable[[str, str], Awaitable[dict[str, Any] | None]],
-                 network_ready: Callable[[], bool] = lambda: True) -> None:
+                 network_ready: Callable[[], bool] = lambda: True, prober: Prober | None = None) -> None:
         self.cfg = cfg
         self.runtime = runtime
         self.cni = cni
@@ -73,6 +75,7 @@ class PodSyncer:
         self.probes = probes
         self.get_configmap = get_configmap
         self.network_ready = network_ready
+        self.prober = prober
         self.crash_backoff = Backoff()
         self.image_backoff = Backoff()
         # Sandbox creation failures (no network config yet, CNI errors) retry at 1 s doubling to 30 s.
@@ -99,11 +102,36 @@ class PodSyncer:
             await self._stop_finished(pod, records)
             return SyncResult()
         view, resync = await self._run(pod, records)
+        self._update_prober(pod, view)
         status = pod_status({**pod, "status": base}, view, self.probes, self.cfg.host_ip)
         if status["phase"] in ("Succeeded", "Failed"):
             await self._stop_finished(pod, view.records)
         await self.status.set(pod, status)
         return SyncResult(resync_after=resync)
+
+    def _update_prober(self, pod: dict[str, Any], view: PodRuntimeView) -> None:
+        """Probe workers follow the running app containers (a restart is a new id)."""
+        if self.prober is None:
+            return
+        running = {}
+        for name, attempts in by_name(view.records).items():
+            latest = attempts[0]
+            if latest.running and not latest.init:
+                running[name] = (latest.id, _monotonic_of(latest.started_at))
+        self.prober.update_pod(pod, running, view.pod_ips[0] if view.pod_ips else None)
+
+    async def _stop_container(self, pod: dict[str, Any] | None, r: ContainerRecord, grace: int) -> None:
+        """preStop hook first (it spends part of the grace period), then SIGTERM/SIGKILL."""
+        spec = _container_spec(pod, r.name) if pod is not None else None
+        if spec is not None and (spec.get("lifecycle") or {}).get("preStop"):
+            cp = self.checkpoints.get(r.sandbox_id)
+            ip = cp.pod_ips[0] if cp is not None and cp.pod_ips else None
+            spent = await run_pre_stop(pod, spec, r.id, ip, self.runtime.exec, grace, self._probe_event)
+            grace = max(int(grace - spent), 2)  # kubelet keeps at least 2 s for the stop itself
+        await self.runtime.stop_container(r.id, grace)
+
+    def _probe_event(self, pod: dict[str, Any], reason: str, message: str, typ: str, container: str) -> None:
+        self.events.pod_event(pod, typ, reason, message, container)
 
     async def _stop_finished(self, pod: dict[str, Any], records: list[ContainerRecord]) -> None:
         """A pod that finished keeps its containers (for logs) but not its network."""
@@ -375,7 +403,7 @@ class PodSyncer:
         async def stop(r: ContainerRecord) -> None:
             if pod is not None:
                 self.events.pod_event(pod, NORMAL, "Killing", f"Stopping container {r.name}", r.name, r.init)
-            await self.runtime.stop_container(r.id, grace)
+            await self._stop_container(pod, r, grace)
         await asyncio.gather(*(stop(r) for r in running))
         for r in records:
             if r.is_sandbox:
@@ -393,6 +421,8 @@ class PodSyncer:
         for r in records:
             await self.runtime.remove_container(r.id)
         self.probes.forget([r.id for r in records])
+        if self.prober is not None:
+            self.prober.remove_pod(uid)
         volumes.remove_pod_dir(self.cfg.root_dir, uid)
         self.crash_backoff.forget(uid + "/")
         self.image_backoff.forget(uid + "/")
@@ -407,7 +437,7 @@ class PodSyncer:
         for r in await self.runtime.list(pod["metadata"]["uid"]):
             if not r.is_sandbox and r.name == name and r.running:
                 self.events.pod_event(pod, NORMAL, "Killing", message, name)
-                await self.runtime.stop_container(r.id, _grace(pod))
+                await self._stop_container(pod, r, _grace(pod))
 
 
 def _grace(pod: dict[str, Any]) -> int:
@@ -420,3 +450,22 @@ def _fmt_duration(seconds: float) -> str:
     if s >= 60:
         return f"{s // 60}m{s % 60}s"
     return f"{s}s"
+
+
+def _container_spec(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    spec = pod.get("spec") or {}
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        if isinstance(c, dict) and c.get("name") == name:
+            return c
+    return None
+
+
+def _monotonic_of(started_at: str) -> float:
+    """Docker's StartedAt (RFC 3339, nanoseconds) on the monotonic clock probes count delays on."""
+    try:
+        head, _, frac = started_at.rstrip("Z").partition(".")
+        t = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc).timestamp()
+        t += float("0." + frac[:6]) if frac else 0.0
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(0.0, time.time() - t)
