@@ -104,14 +104,15 @@ class ApiServer:
     etcd: Etcd
 
 
-def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token") -> tuple[subprocess.Popen, ApiServer]:
+def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
+                    bind: str = "127.0.0.1") -> tuple[subprocess.Popen, ApiServer]:
     port = free_port()
     tokens = base / "tokens.csv"
     tokens.write_text(f"{token},admin\n")
     log_path = base / "apiserver.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", "127.0.0.1",
+        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", bind,
          "--port", str(port), "--token-file", str(tokens)],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     url = f"http://127.0.0.1:{port}"

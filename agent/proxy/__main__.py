@@ -33,8 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds at least between the starts of two syncs (changes in between coalesce)")
     p.add_argument("--iptables-backend", choices=["nft", "legacy"], default=None,
                    help="force a backend instead of detecting the one that holds the host's rules")
-    p.add_argument("--no-terminating-endpoints", action="store_true",
-                   help="never send traffic to terminating endpoints, even when none is ready")
+    # Off by default: a deleted pod must stop getting new connections before it gets SIGTERM
+    # (DESIGN.md step 11); with it, serving terminating endpoints are used while none is ready.
+    p.add_argument("--terminating-fallback", action="store_true",
+                   help="send traffic to serving terminating endpoints when no endpoint is ready")
     p.add_argument("--cleanup", action="store_true", help="remove all our chains and jump rules, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -44,7 +46,7 @@ async def _serve(args: argparse.Namespace) -> None:
     client = Client.from_kubeconfig(args.kubeconfig, user_agent="kubeling-proxy")
     ipt = Iptables(args.iptables_backend)
     cfg = rules.Config(cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
-                       use_terminating=not args.no_terminating_endpoints)
+                       use_terminating=args.terminating_fallback)
     logging.getLogger("kubeling.proxy").info(
         "node %s: %s backend, cluster CIDR %s, service CIDR %s", args.node_name or "-", ipt.backend,
         cfg.cluster_cidr, cfg.service_cidr)

@@ -75,6 +75,7 @@ def pick_link_net() -> ipaddress.IPv4Network:
 
 @dataclass
 class TestNode:
+    __test__ = False  # a harness, not a test class
     """A node: netns + dockerd + agent. Call create(), start_agent(), destroy()."""
 
     apiserver_port: int

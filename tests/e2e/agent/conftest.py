@@ -29,7 +29,7 @@ def apiserver(etcd, tmp_path_factory):
     """The shared fixture's API server, but listening on every address: agents
     in node namespaces reach it over their veth."""
     if os.geteuid() != 0:
-        pytest.skip("agent e2e tests need root")
+        pytest.fail("agent e2e tests need root")
     ensure_host_images()
     base = tmp_path_factory.mktemp("apiserver-agent")
     port = free_port()
