@@ -11,13 +11,13 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from tests.conftest import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
@@ -174,7 +174,7 @@ class TestNode:
 
     def stop_dockerd(self) -> None:
         if self.dockerd_proc is not None:
-            _stop(self.dockerd_proc, 30)
+            stop_process(self.dockerd_proc, 30)
             self.dockerd_proc = None
 
     def start_agent(self, *extra: str) -> None:
@@ -195,7 +195,7 @@ class TestNode:
             self.agent_proc.kill()
             self.agent_proc.wait(10)
         else:
-            _stop(self.agent_proc, 20)
+            stop_process(self.agent_proc, 20)
         self.agent_proc = None
 
     def agent_alive(self) -> bool:
@@ -242,14 +242,16 @@ class TestNode:
         return problems
 
 
-def _stop(proc: subprocess.Popen, timeout: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+async def wait_pod(client, ns: str, name: str, check, timeout: float = 60, what: str = "pod state",
+                   interval: float = 0.1):
+    """Poll the pod through the API until check(pod) holds; returns the pod."""
+    from kubeling.resources import lookup
+    pods = lookup("pods")
+
+    async def probe():
+        p = await client.get(pods, name, ns)
+        return p if check(p) else None
+    return await wait_until(probe, timeout, what, interval=interval)
 
 
 async def wait_until(fn, timeout: float = 30, what: str = "condition", interval: float = 0.1):

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, sh
-from tests.conftest import REPO, ApiServer, free_port, stop_process, wait_for
+from tests.conftest import start_apiserver, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -32,25 +28,8 @@ def apiserver(etcd, tmp_path_factory):
         pytest.fail("agent e2e tests need root")
     ensure_host_images()
     base = tmp_path_factory.mktemp("apiserver-agent")
-    port = free_port()
-    token = "agent-test-token"
-    (base / "tokens.csv").write_text(f"{token},admin\n")
-    log_path = base / "apiserver.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", "0.0.0.0",
-         "--port", str(port), "--token-file", str(base / "tokens.csv")],
-        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-            return resp.status == 200
-    wait_for(healthy, 30, "the apiserver to answer")
-    from kubeling.kubeconfig import write
-    write(str(base / "kubeconfig"), url, token)
-    yield ApiServer(url, token, base / "kubeconfig", log_path, etcd)
+    proc, api = start_apiserver(etcd, base, token="agent-test-token", bind="0.0.0.0")
+    yield api
     stop_process(proc)
 
 

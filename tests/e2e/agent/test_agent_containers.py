@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_until
+from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 from kubeling.timefmt import parse_time
 
@@ -12,13 +12,6 @@ pytestmark = pytest.mark.e2e
 PODS = lookup("pods")
 EVENTS = lookup("events")
 CONFIGMAPS = lookup("configmaps")
-
-
-async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
-    async def probe():
-        p = await client.get(PODS, name, ns)
-        return p if check(p) else None
-    return await wait_until(probe, timeout, what, interval=0.2)
 
 
 async def events_for(client, ns, name):

@@ -9,20 +9,13 @@ import urllib.request
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_until
+from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
 from kubeling import errors
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
 PODS = lookup("pods")
 EVENTS = lookup("events")
-
-
-async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
-    async def probe():
-        p = await client.get(PODS, name, ns)
-        return p if check(p) else None
-    return await wait_until(probe, timeout, what, interval=0.1)
 
 
 async def gone(client, ns, name) -> bool:

@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_until
+from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
@@ -51,13 +51,6 @@ async def test_pod_runs_with_ip(client, namespace, node):
     hosts = node.docker("exec", app[0]["ID"], "cat", "/etc/hosts").stdout
     assert f"{st['podIP']}\tweb" in hosts
     assert node.docker("exec", app[0]["ID"], "hostname").stdout.strip() == "web"
-
-
-async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
-    async def probe():
-        p = await client.get(PODS, name, ns)
-        return p if check(p) else None
-    return await wait_until(probe, timeout, what)
 
 
 async def test_two_pods_on_one_node_reach_each_other(client, namespace, node):

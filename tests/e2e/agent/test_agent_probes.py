@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_until
+from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
@@ -12,13 +12,6 @@ PODS = lookup("pods")
 EVENTS = lookup("events")
 
 WEB = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"
-
-
-async def wait_pod(client, ns, name, check, timeout=60, what="pod state"):
-    async def probe():
-        p = await client.get(PODS, name, ns)
-        return p if check(p) else None
-    return await wait_until(probe, timeout, what, interval=0.2)
 
 
 async def test_readiness_probe_gates_ready_and_follows_the_server(client, namespace, node):
@@ -74,3 +67,22 @@ async def test_pre_stop_runs_before_sigterm(client, namespace, node):
             return True
     await wait_until(gone, 30, "the pod to go")
     assert (node.base / "hook-data" / "log").read_text().split() == ["prestop", "term"]
+
+
+async def test_pod_logs_through_the_apiserver(client, namespace, node):
+    """GET pods/{name}/log on the API server reaches the node agent's log endpoint."""
+    await client.create(PODS, pod_manifest("talk", node.name, [
+        {"name": "c", "command": ["sh", "-c", "for i in 1 2 3; do echo line-$i; done; exec sleep 3600"]}]),
+        namespace)
+    await wait_pod(client, namespace, "talk", lambda p: condition(p, "Ready") == "True", 60, "Ready")
+
+    async def logs():
+        text = await client.request("GET", f"/api/v1/namespaces/{namespace}/pods/talk/log",
+                                    params={"tailLines": "2"}, accept="text/plain")
+        return text if "line-3" in text else None
+    text = await wait_until(logs, 20, "the logs")
+    assert text.split() == ["line-2", "line-3"]
+    from kubeling import errors
+    with pytest.raises(errors.ApiError) as e:
+        await client.request("GET", f"/api/v1/namespaces/{namespace}/pods/talk/log", params={"container": "x"})
+    assert e.value.code == 400 and "container x is not valid" in e.value.message

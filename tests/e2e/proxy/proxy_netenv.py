@@ -16,7 +16,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from tests.conftest import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 NODE_BRIDGE = "kpbr0"
@@ -241,14 +241,7 @@ def wait_gone(link: str, timeout: float = 5) -> bool:
     return True
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop = stop_process  # one way to stop a test's processes, shared with tests/conftest.py
 
 
 def start_bound_apiserver(etcd_url: str, base: Path, bind: str, token: str = "proxy-test-token"

@@ -3,7 +3,6 @@ written through the API server, rules checked with iptables-save of that namespa
 HTTP requests to busybox httpd pods."""
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import subprocess
@@ -13,7 +12,7 @@ import time
 from agent.proxy import rules
 from agent.proxy.model import Endpoint, ServicePort
 from kubeling.resources import lookup
-from proxy_netenv import REPO, Node, Pod, sh, stop, wait_until
+from proxy_netenv import Node, Pod, sh, stop, wait_until
 
 SERVICES = lookup("services")
 SLICES = lookup("endpointslices")
