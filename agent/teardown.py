@@ -6,6 +6,7 @@ removed, then the pod network itself (bridge, our iptables chains,
 allocation files) and the conflist. Nothing of kubeling's stays behind."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -39,7 +40,8 @@ async def teardown_node(cfg: AgentConfig) -> int:
     except (OSError, ValueError):
         pass
     from cni.cleanup import remove_network
-    remove_network(bridge, network, data_dir)
+    # pyroute2's blocking API runs an event loop of its own: keep it off ours.
+    await asyncio.get_running_loop().run_in_executor(None, remove_network, bridge, network, data_dir)
     for path in (conf,):
         try:
             os.unlink(path)

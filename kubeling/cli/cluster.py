@@ -227,17 +227,19 @@ def _layout(run_dir: str, log_dir: str, data_dir: str, config_dir: str, etcd_por
     return Layout(Path(run_dir), Path(log_dir), Path(data_dir), Path(config_dir), etcd_port, apiserver_port)
 
 
-def _teardown_node(layout: Layout) -> None:
+def _teardown_node(layout: Layout) -> list[str]:
     """Pods, their network and our iptables chains leave the machine."""
     click.echo("==> removing this node's pods and pod network")
     steps = [component_argv("agent", ["--kubeconfig", str(layout.kubeconfig), "--root-dir",
                                       str(layout.data_dir / "agent"), "--teardown"])]
     if any(c.name == "proxy" for c in COMPONENTS):
         steps.append(component_argv("proxy", ["--cleanup"]))
+    failed = []
     for argv in steps:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
-            raise click.ClickException(f"{' '.join(argv[2:4])} failed: {proc.stderr.strip()[-500:]}")
+            failed.append(f"{' '.join(argv[2:4])} failed: {proc.stderr.strip()[-500:]}")
+    return failed
 
 
 @click.command("up")
@@ -268,10 +270,12 @@ def down_cmd(purge: bool, node: bool, **kw: object) -> None:
     for comp in reversed(node_parts):
         if comp.name != "cni-daemon":
             _stop(layout, comp.name)
-    if node and layout.kubeconfig.exists():
-        _teardown_node(layout)
+    failed = _teardown_node(layout) if node and layout.kubeconfig.exists() else []
     for comp in reversed(COMPONENTS):
         _stop(layout, comp.name)
+    if failed:
+        # Everything is stopped all the same; say what could not be cleaned.
+        raise click.ClickException("; ".join(failed))
     if purge:
         shutil.rmtree(layout.data_dir / "etcd", ignore_errors=True)
         click.echo(f"==> removed {layout.data_dir / 'etcd'}")

@@ -90,7 +90,7 @@ async def get_cmd(kind: str, names: tuple[str, ...], output: str | None, watch: 
             return
         opts = dict(wide=wide, with_namespace=with_ns, show_labels=show_labels)
         if rows:
-            click.echo(render_table(table, no_headers=no_headers, **opts))
+            click.echo(render_table(table, no_headers=no_headers, **opts), nl=False)
         if not watch:
             return
         rv = tables[0].get("metadata", {}).get("resourceVersion", "") if not names else ""
@@ -105,7 +105,7 @@ async def get_cmd(kind: str, names: tuple[str, ...], output: str | None, watch: 
                     rv = tbl.get("metadata", {}).get("resourceVersion", rv)
                     if not tbl.get("columnDefinitions"):
                         tbl["columnDefinitions"] = table.get("columnDefinitions", [])
-                    click.echo(render_table(tbl, no_headers=headers_done, **opts))
+                    click.echo(render_table(tbl, no_headers=headers_done, **opts), nl=False)
                     headers_done = True
             except errors.ApiError as exc:
                 if exc.code != 410:

@@ -3,6 +3,7 @@ the logs endpoint."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -137,3 +138,25 @@ async def test_container_logs_endpoint(client, namespace, node):
         _get, f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true")
     assert code == 200 and text == "tick1\ntick2\ntick3\n"
     assert time.monotonic() - t0 >= 0.6
+
+
+async def test_teardown_removes_every_pod_and_the_pod_network(client, namespace, node):
+    """`python -m agent --teardown` (what `kubeling down` runs): no container, IP,
+    bridge, chain, conflist or state of ours stays on the node."""
+    for name in ("t1", "t2"):
+        await client.create(PODS, pod_manifest(name, node.name, [{"name": "c", "command": ["sleep", "3600"]}]),
+                            namespace)
+    for name in ("t1", "t2"):
+        await wait_pod(client, namespace, name, lambda p: condition(p, "Ready") == "True", 60, "Ready")
+    assert len(node.ipam_files()) == 2 and node.ns("ip", "link", "show", "cni0", check=False).returncode == 0
+    node.stop_agent()
+    out = node.ns(sys.executable, "-m", "agent", "--kubeconfig", str(node.kubeconfig), "--node-name", node.name,
+                  "--docker-host", node.sock, "--cni-conf-dir", str(node.cni_conf_dir),
+                  "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni", "--root-dir", str(node.agent_root), "--teardown",
+                  timeout=120)
+    assert "removed 2 pod(s)" in out.stdout
+    assert node.containers() == []
+    assert node.ns("ip", "link", "show", "cni0", check=False).returncode != 0
+    assert "veth" not in node.ns("ip", "-o", "link").stdout
+    assert "KUBELING" not in node.ns("iptables-save").stdout
+    assert not list(node.cni_conf_dir.glob("*.conflist")) and not node.agent_root.exists()
