@@ -97,7 +97,7 @@ async def one(i):
                     host_config=api.create_host_config(network_mode="none", ipc_mode="shareable"))
     await call(api.start, sb["Id"])
     pid = (await call(api.inspect_container, sb["Id"]))["State"]["Pid"]
-    cni = CniInvoker(conf_dir, ["/usr/lib/cni"], cache)
+    cni = CniInvoker(conf_dir, ["/opt/cni/bin", "/usr/lib/cni"], cache)
     await cni.add(sb["Id"], f"/proc/{pid}/ns/net", "bench", f"floor-{i}")
     mode = "container:" + sb["Id"]
     app = await call(api.create_container, "busybox:latest", ["sleep", "3600"], name=f"floor-app-{i}",
