@@ -42,10 +42,9 @@ async def teardown_node(cfg: AgentConfig) -> int:
     from cni.cleanup import remove_network
     # pyroute2's blocking API runs an event loop of its own: keep it off ours.
     await asyncio.get_running_loop().run_in_executor(None, remove_network, bridge, network, data_dir)
-    for path in (conf,):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    try:
+        os.unlink(conf)
+    except FileNotFoundError:
+        pass
     shutil.rmtree(cfg.root_dir, ignore_errors=True)
     return len(uids)

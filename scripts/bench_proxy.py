@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.benchlib import REPO, percentile, private_etcd, progress, result  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "e2e" / "proxy"))
-from proxy_netenv import Node, Uplink, sh, start_bound_apiserver, stop, wait_until  # noqa: E402
+from proxy_netenv import Node, Uplink, stop, wait_until  # noqa: E402
+
+from tests.conftest import start_apiserver  # noqa: E402
 
 from agent.proxy import rules  # noqa: E402
 from agent.proxy.iptables import detect_backend  # noqa: E402
@@ -82,7 +84,8 @@ async def bench_size(n: int, changes: int, work: Path, uplink: Uplink) -> dict:
     out: dict = {}
     with private_etcd() as etcd:
         base = Path(tempfile.mkdtemp(prefix="kubeling-bench-proxy-", dir=work))
-        api, _url, kubeconfig = start_bound_apiserver(etcd.url, base, uplink.ip, token="bench")
+        api, info = start_apiserver(etcd, base, token="bench", bind=uplink.ip)
+        kubeconfig = info.kubeconfig
         node = Node.create(uplink)
         client = Client.from_kubeconfig(str(kubeconfig))
         try:

@@ -3,8 +3,10 @@ apiserver process, each on free ports and in a temporary directory, started
 once per test session and stopped (with their data removed) at its end."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,16 +29,38 @@ def free_port() -> int:
 
 
 def wait_for(check, timeout: float = 20, what: str = "condition", interval: float = 0.05):
+    """Call check() until it returns something truthy; an exception means "not yet"."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
         try:
             result = check()
-        except Exception:
-            result = None
+        except Exception as exc:  # the thing waited for may not exist yet
+            last, result = exc, None
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def free_link_net() -> ipaddress.IPv4Network:
+    """A /30 of 172.31.0.0/16 that no address or route of the root namespace overlaps:
+    the link between the root namespace and one test node."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout + \
+        subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+    used = set()
+    for word in out.split():
+        if word.startswith("172.31."):
+            try:
+                used.add(ipaddress.ip_network(word, strict=False))
+            except ValueError:
+                used.add(ipaddress.ip_network(word.split("/")[0] + "/32"))
+    for _ in range(1000):
+        base = secrets.randbelow(1 << 14) * 4
+        net = ipaddress.ip_network(f"172.31.{base >> 8}.{base & 255}/30")
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise RuntimeError("no free /30 in 172.31.0.0/16")
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
@@ -106,23 +130,28 @@ class ApiServer:
 
 def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
                     bind: str = "127.0.0.1") -> tuple[subprocess.Popen, ApiServer]:
+    """An apiserver process on `bind`; its URL uses that address (127.0.0.1 for 0.0.0.0)."""
     port = free_port()
     tokens = base / "tokens.csv"
     tokens.write_text(f"{token},admin\n")
     log_path = base / "apiserver.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", bind,
-         "--port", str(port), "--token-file", str(tokens)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", bind,
+             "--port", str(port), "--token-file", str(tokens)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://{'127.0.0.1' if bind == '0.0.0.0' else bind}:{port}"
 
     def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
         with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
             return resp.status == 200
-    wait_for(healthy, 30, "the apiserver to answer")
+    try:
+        wait_for(healthy, 30, "the apiserver to answer")
+    except BaseException:
+        stop_process(proc)
+        raise
     kubeconfig = base / "kubeconfig"
     from kubeling.kubeconfig import write
     write(str(kubeconfig), url, token)

@@ -68,12 +68,11 @@ def carry_forward(new: dict[str, Any], old: dict[str, Any]) -> None:
             p["nodePort"] = by_port[p.get("port")]
 
 
-def _check_ip(ip: str, field: str) -> ipaddress.IPv4Address:
+def _check_ip(ip: str, field: str, name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        addr = ipaddress.ip_address(ip)
+        return ipaddress.ip_address(ip)
     except ValueError:
-        raise errors.invalid("Service", "", [errors.invalid_value(field, ip, "must be a valid IP address")])
-    return addr
+        raise errors.invalid("Service", name, [errors.invalid_value(field, ip, "must be a valid IP address")])
 
 
 def assign(svc: dict[str, Any], used_ips: set[str], used_ports: set[str],
@@ -86,7 +85,7 @@ def assign(svc: dict[str, Any], used_ips: set[str], used_ports: set[str],
     if _wants_cluster_ip(svc):
         ip = spec.get("clusterIP") or old_spec.get("clusterIP") or ""
         if ip and ip != old_spec.get("clusterIP"):
-            addr = _check_ip(ip, "spec.clusterIPs")
+            addr = _check_ip(ip, "spec.clusterIPs", name)
             if addr not in SERVICE_CIDR:
                 raise errors.invalid("Service", name, [errors.invalid_value(
                     "spec.clusterIPs", [ip],

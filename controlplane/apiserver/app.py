@@ -15,6 +15,7 @@ import yaml
 from aiohttp import web
 
 from kubeling import errors
+from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
 from . import discovery, openapi, podlogs, watch
@@ -93,8 +94,6 @@ async def _read_body(request: web.Request) -> Any:
             return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"error decoding the request body: {exc}".splitlines()[0])
-    if ctype == "application/vnd.kubernetes.protobuf":
-        raise errors.unsupported_media_type(ctype)
     raise errors.unsupported_media_type(ctype)
 
 
@@ -104,9 +103,11 @@ def _wants_table(request: web.Request) -> bool:
 
 def _table(res: Resource, items: list[dict[str, Any]], request: web.Request,
            list_meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    from kubeling.printers import to_table
     include = request.query.get("includeObject", "Metadata")
-    return to_table(res, items, list_meta=list_meta, include_object=include)
+    try:
+        return to_table(res, items, list_meta=list_meta, include_object=include)
+    except ValueError as exc:  # an includeObject value Kubernetes does not know
+        raise errors.bad_request(str(exc))
 
 
 def _bool_query(request: web.Request, key: str) -> bool:

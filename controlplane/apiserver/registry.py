@@ -434,7 +434,8 @@ class Registry:
         if target.get("kind") not in (None, "", "Node"):
             raise errors.invalid("Binding", name, [errors.not_supported("target.kind", target.get("kind"), ["Node"])])
         node = target["name"]
-        want_uid = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("uid")
+        meta = body.get("metadata")
+        want_uid = meta.get("uid") if isinstance(meta, dict) else None
 
         async def mutate(pod: dict[str, Any]) -> dict[str, Any]:
             meta, spec = pod["metadata"], pod.setdefault("spec", {})

@@ -8,7 +8,7 @@ import click
 import yaml
 
 from kubeling import errors
-from kubeling.client import Client
+from kubeling.client import Client, resource_path
 from kubeling.printers import render_table
 from kubeling.resources import Resource
 
@@ -27,13 +27,8 @@ def _dump(obj: Any, output: str) -> str:
 async def _objects(client: Client, res: Resource, ns: str | None, names: tuple[str, ...],
                    selector: str, field_selector: str, accept: str = "application/json") -> Any:
     if names:
-        return [await client.request("GET", _path(client, res, ns, n), accept=accept) for n in names]
+        return [await client.request("GET", resource_path(res, ns, n), accept=accept) for n in names]
     return await client.list(res, ns, label_selector=selector, field_selector=field_selector, accept=accept)
-
-
-def _path(client: Client, res: Resource, ns: str | None, name: str) -> str:
-    from kubeling.client import resource_path
-    return resource_path(res, ns, name)
 
 
 def _strip_list(obj: dict[str, Any], res: Resource) -> list[dict[str, Any]]:

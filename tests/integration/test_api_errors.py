@@ -111,6 +111,17 @@ async def test_bad_bodies_are_400(http, apiserver, namespace):
     assert status == 415 and json.loads(raw)["reason"] == "UnsupportedMediaType"
 
 
+async def test_table_with_unknown_include_object_is_400(http, apiserver, namespace):
+    async with http.get(f"{apiserver.url}/api/v1/namespaces/{namespace}/pods",
+                        params={"includeObject": "Everything"},
+                        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
+        assert r.status == 400 and (await r.json())["reason"] == "BadRequest"
+    async with http.get(f"{apiserver.url}/api/v1/namespaces/{namespace}/pods", params={"includeObject": "None"},
+                        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
+        body = await r.json()
+        assert r.status == 200 and body["kind"] == "Table"
+
+
 async def test_namespace_mismatch_and_unknown_paths(http, apiserver, namespace):
     status, raw = await _send(http, apiserver, "POST", f"/api/v1/namespaces/{namespace}/configmaps",
                               {"metadata": {"name": "x", "namespace": "other"}})

@@ -6,7 +6,6 @@ Everything a node makes lives under names carrying its random suffix and is
 removed by `destroy()`, which also checks that nothing stayed behind."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -17,13 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from tests.conftest import stop_process
+from tests.conftest import free_link_net, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 IMAGES = ("busybox:latest", "kubeling/pause:3.9")
 TEST_ROOT = Path("/var/lib/kubeling-test")
-LINK_POOL = ipaddress.ip_network("172.31.0.0/16")
 
 
 def sh(*args: str, check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
@@ -34,43 +32,10 @@ def docker_env() -> dict[str, str]:
     return {**os.environ, "DOCKER_API_VERSION": "1.41"}
 
 
-def wait(check, timeout: float = 30, what: str = "condition", interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            r = check()
-            if r:
-                return r
-        except Exception as exc:  # the thing is not there yet
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_exc})")
-
-
 def ensure_host_images() -> None:
     missing = [i for i in IMAGES if sh(DOCKER, "image", "inspect", i, check=False, env=docker_env()).returncode]
     if missing:
         raise RuntimeError(f"images {missing} missing in the host dockerd: run scripts/setup")
-
-
-def _used_link_nets() -> set[ipaddress.IPv4Network]:
-    out = json.loads(sh("ip", "-j", "-4", "addr").stdout or "[]")
-    nets = set()
-    for link in out:
-        for a in link.get("addr_info", []):
-            nets.add(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
-    return nets
-
-
-def pick_link_net() -> ipaddress.IPv4Network:
-    used = _used_link_nets()
-    subnets = LINK_POOL.num_addresses // 4
-    for _ in range(100):
-        n = ipaddress.ip_network(f"{LINK_POOL.network_address + 4 * secrets.randbelow(subnets)}/30")
-        if not any(n.overlaps(u) for u in used):
-            return n
-    raise RuntimeError("no free /30 in 172.31.0.0/16")
 
 
 @dataclass
@@ -97,7 +62,7 @@ class TestNode:
         self.run_dir = Path("/run") / self.name
         self.netns_path = f"/run/netns/{self.name}"
         self.sock = f"unix://{self.run_dir}/docker.sock"
-        self.link_net = pick_link_net()
+        self.link_net = free_link_net()
         hosts = list(self.link_net.hosts())
         self.root_ip, self.node_ip = str(hosts[0]), str(hosts[1])
         self.kubeconfig = self.base / "kubeconfig"
@@ -170,7 +135,7 @@ class TestNode:
              "--pidfile", str(self.run_dir / "docker.pid"), "--bridge=none", "--iptables=false",
              "--ip-forward=false", "--ip-masq=false"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait(lambda: self.docker("info", check=False, timeout=10).returncode == 0, 60, f"dockerd of {self.name}")
+        wait_for(lambda: self.docker("info", check=False, timeout=10).returncode == 0, 60, f"dockerd of {self.name}")
 
     def stop_dockerd(self) -> None:
         if self.dockerd_proc is not None:

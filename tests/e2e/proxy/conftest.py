@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from proxy_netenv import Node, Uplink, root_links, start_bound_apiserver, stop  # noqa: E402
+from proxy_netenv import Node, Uplink, root_links, stop  # noqa: E402
+
+from tests.conftest import start_apiserver  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +25,8 @@ def node_kubeconfig(etcd, apiserver, uplink, tmp_path_factory) -> str:
     """A kubeconfig for proxies inside node namespaces: a second apiserver on the shared etcd,
     so objects the `client` fixture creates are what the proxy sees."""
     base = tmp_path_factory.mktemp("node-apiserver")
-    proc, _url, kubeconfig = start_bound_apiserver(etcd.url, base, uplink.ip)
-    yield str(kubeconfig)
+    proc, api = start_apiserver(etcd, base, token="proxy-test-token", bind=uplink.ip)
+    yield str(api.kubeconfig)
     stop(proc)
     log = (base / "apiserver.log").read_text()
     assert "Traceback" not in log, log[-4000:]

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from tests.conftest import stop_process
+from tests.conftest import free_link_net, stop_process, wait_for
+
+wait_until = wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 NODE_BRIDGE = "kpbr0"
@@ -45,43 +45,6 @@ def rand() -> str:
     return secrets.token_hex(3)
 
 
-def wait_until(check, timeout: float = 20, what: str = "condition", interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except Exception as exc:  # the thing waited for may not exist yet
-            last, result = exc, None
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
-
-
-def _used_172_31() -> set[ipaddress.IPv4Network]:
-    out = sh("ip", "-4", "-o", "addr", "show").stdout + sh("ip", "-4", "route", "show").stdout
-    nets = set()
-    for word in out.split():
-        if word.startswith("172.31."):
-            try:
-                nets.add(ipaddress.ip_network(word, strict=False))
-            except ValueError:
-                nets.add(ipaddress.ip_network(word.split("/")[0] + "/32"))
-    return nets
-
-
-def free_slash30() -> ipaddress.IPv4Network:
-    """A /30 of 172.31.0.0/16 that no address or route of the root namespace overlaps."""
-    used = _used_172_31()
-    for _ in range(1000):
-        base = random.randrange(0, 1 << 16, 4)
-        net = ipaddress.ip_network(f"172.31.{base >> 8}.{base & 255}/30")
-        if not any(net.overlaps(u) for u in used):
-            return net
-    raise RuntimeError("no free /30 in 172.31.0.0/16")
-
-
 def root_links() -> set[str]:
     out = sh("ip", "-o", "link", "show").stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines() if ": " in line}
@@ -97,7 +60,7 @@ class Uplink:
     @classmethod
     def create(cls) -> "Uplink":
         name = f"kpu-{rand()}"
-        ip = str(free_slash30().network_address + 1)
+        ip = str(free_link_net().network_address + 1)
         sh("ip", "link", "add", name, "type", "bridge")
         sh("ip", "addr", "add", f"{ip}/32", "dev", name)
         sh("ip", "link", "set", name, "up")
@@ -146,7 +109,7 @@ class Node:
         name = f"kpn-{rand()}"
         root_veth = f"kpr-{rand()}"
         sh("ip", "netns", "add", name)
-        node = cls(name, root_veth, free_slash30())
+        node = cls(name, root_veth, free_link_net())
         try:
             node.run("ip", "link", "set", "lo", "up")
             sh("ip", "link", "add", root_veth, "type", "veth", "peer", "name", "uplink0", "netns", name)
@@ -242,35 +205,3 @@ def wait_gone(link: str, timeout: float = 5) -> bool:
 
 
 stop = stop_process  # one way to stop a test's processes, shared with tests/conftest.py
-
-
-def start_bound_apiserver(etcd_url: str, base: Path, bind: str, token: str = "proxy-test-token"
-                          ) -> tuple[subprocess.Popen, str, Path]:
-    """An apiserver on `bind` (not 127.0.0.1, which a node namespace cannot reach); returns
-    (process, url, kubeconfig path)."""
-    from kubeling.kubeconfig import write
-    with __import__("socket").socket() as s:
-        s.bind((bind, 0))
-        port = s.getsockname()[1]
-    tokens = base / "tokens.csv"
-    tokens.write_text(f"{token},admin\n")
-    log_path = base / "apiserver.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd_url, "--bind", bind,
-         "--port", str(port), "--token-file", str(tokens)],
-        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://{bind}:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-            return resp.status == 200
-    try:
-        wait_until(healthy, 30, "the node-facing apiserver")
-    except BaseException:
-        stop(proc)
-        raise
-    kubeconfig = base / "kubeconfig"
-    write(str(kubeconfig), url, token)
-    return proc, url, kubeconfig

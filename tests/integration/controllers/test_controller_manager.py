@@ -3,41 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import subprocess
-import sys
 
 import pytest
 
+from controller_waits import eventually
 from kubeling import errors
 from kubeling.resources import lookup
-from tests.conftest import REPO, stop_process
 
 NODES, NAMESPACES, PODS, CONFIGMAPS = (lookup(w) for w in ("nodes", "namespaces", "pods", "configmaps"))
-
-
-@pytest.fixture(scope="module")
-def controller_manager(apiserver, tmp_path_factory):
-    log = tmp_path_factory.mktemp("cm") / "cm.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig",
-                                 str(apiserver.kubeconfig)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    yield proc
-    stop_process(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()
-
-
-async def eventually(check, timeout=15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = await check()
-        except errors.ApiError:
-            result = None
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.1)
 
 
 async def test_nodes_get_distinct_pod_cidrs_and_freed_ranges_are_reused(client, controller_manager, unique_name):
@@ -75,7 +48,7 @@ async def test_deleting_a_namespace_removes_its_contents_then_itself(client, con
     await client.create(PODS, {"metadata": {"name": "p"},
                                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, ns)
     out = await client.delete(NAMESPACES, ns)
-    assert out.get("status", {}).get("phase") == "Terminating" or out.get("kind") == "Status"
+    assert out["status"]["phase"] == "Terminating" and out["metadata"]["deletionTimestamp"]
 
     async def gone():
         try:

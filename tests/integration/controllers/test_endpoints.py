@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
 import pytest
 
+from controller_waits import eventually
 from kubeling import errors
 from kubeling.resources import lookup
 from kubeling.timefmt import format_time
-from tests.conftest import REPO, stop_process
 
 PODS, SERVICES, ENDPOINTS, SLICES, NAMESPACES = (
     lookup(w) for w in ("pods", "services", "endpoints", "endpointslices", "namespaces"))
 MANAGED = "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io"
-
-
-@pytest.fixture(scope="module")
-def controller_manager(apiserver, tmp_path_factory):
-    log = tmp_path_factory.mktemp("cm-endpoints") / "cm.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig",
-                                 str(apiserver.kubeconfig)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    yield proc
-    stop_process(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 @pytest.fixture
@@ -56,23 +43,6 @@ async def ns(client, namespace, controller_manager):
         except errors.ApiError as exc:
             return exc.code == 404
     await eventually(ns_gone, 30)
-
-
-async def eventually(check, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = await check()
-        except errors.ApiError as exc:
-            last = exc
-            if exc.code != 404:
-                raise
-        if last and not isinstance(last, errors.ApiError):
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached; last: {last!r}")
-        await asyncio.sleep(0.05)
 
 
 def now() -> str:
