@@ -3,11 +3,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
 import socket
 
 from agent.agent import Agent, AgentConfig
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def _cidr(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 CIDR: {text!r}") from None
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
@@ -22,7 +37,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
     p.add_argument("--logs-port", type=int, default=10250)
     p.add_argument("--logs-address", default="0.0.0.0")
     p.add_argument("--pod-cidr", default=None, help="use this pod CIDR instead of the Node's spec.podCIDR")
-    p.add_argument("--node-ip", default=None, help="InternalIP to report (default: the route to the API server)")
+    p.add_argument("--node-ip", type=_ip, default=None,
+                   help="InternalIP to report (default: the source address towards the API server, "
+                        "never loopback)")
+    p.add_argument("--cluster-cidr", type=_cidr, default="10.244.0.0/16",
+                   help="the pod network of the whole cluster: pod traffic to it is not masqueraded")
+    p.add_argument("--node-routes", action=argparse.BooleanOptionalAction, default=True,
+                   help="route the other Nodes' pod CIDRs via their InternalIPs (host-gw)")
+    p.add_argument("--route-sync-period", type=float, default=10.0,
+                   help="seconds between re-checks of the node routes")
     p.add_argument("--cni-bridge-type", default="kubeling-bridge", help="plugin type in the written conflist")
     p.add_argument("--cni-ipam-type", default="kubeling-ipam")
     p.add_argument("--cni-conf-name", default="10-kubeling.conflist")
@@ -42,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         root_dir=a.root_dir, logs_port=a.logs_port, logs_address=a.logs_address, pod_cidr=a.pod_cidr,
         node_ip=a.node_ip, bridge_type=a.cni_bridge_type, ipam_type=a.cni_ipam_type,
         cni_conf_name=a.cni_conf_name, pause_image=a.pause_image, always_pull=a.always_pull,
-        status_period=a.node_status_period), a.teardown)
+        status_period=a.node_status_period, cluster_cidr=a.cluster_cidr, node_routes=a.node_routes,
+        route_sync_period=a.route_sync_period), a.teardown)
 
 
 async def amain(cfg: AgentConfig) -> None:

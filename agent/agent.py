@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +13,8 @@ from agent.cni import CniInvoker
 from agent.cni_config import CONF_NAME, conflist, write_conflist
 from agent.events import EventRecorder
 from agent.logs_server import LogsServer
+from agent.node_ip import node_ip
+from agent.node_routes import NodeRoutesController
 from agent.node_status import NodeStatusReporter
 from agent.pleg import Pleg
 from agent.pod_sync import PodSyncer, SyncConfig
@@ -51,26 +51,16 @@ class AgentConfig:
     pause_image: str = "kubeling/pause:3.9"
     always_pull: bool = False
     status_period: float = 10.0
-
-
-def source_ip_towards(url: str) -> str:
-    """The local address the kernel would use to reach the API server (no packet sent)."""
-    parsed = urllib.parse.urlparse(url)
-    host = parsed.hostname or "127.0.0.1"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((host, port))
-            return s.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
+    cluster_cidr: str | None = "10.244.0.0/16"  # pod traffic to it is not masqueraded
+    node_routes: bool = True  # host-gw routes to the other Nodes' pod CIDRs
+    route_sync_period: float = 10.0
 
 
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.client = Client.from_kubeconfig(cfg.kubeconfig, user_agent=f"kubeling-agent/{cfg.node_name}")
-        self.host_ip = cfg.node_ip or source_ip_towards(self.client.server)
+        self.host_ip = node_ip(cfg.node_ip, self.client.server)
         self.runtime = DockerRuntime(cfg.docker_host)
         self.cni = CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni"))
         self.checkpoints = CheckpointStore(cfg.root_dir)
@@ -95,6 +85,8 @@ class Agent:
             logs_port=cfg.logs_port, pod_cidr=cfg.pod_cidr, on_pod_cidr=self._pod_cidr,
             runtime_healthy=lambda: self.pleg.healthy, network_ready=self.network_ready,
             period=cfg.status_period)
+        self.routes = NodeRoutesController(self.client, cfg.node_name, self.node.pod_cidr, self.host_ip,
+                                           period=cfg.route_sync_period)
         self.logs = LogsServer(self.runtime, self.informer.get)
         self.probes.on_change = self._probe_changed
         self.probes.on_liveness_failure = self._liveness_failed
@@ -108,7 +100,7 @@ class Agent:
 
     def _pod_cidr(self, cidr: str) -> None:
         doc = conflist(cidr, bridge_type=self.cfg.bridge_type, ipam_type=self.cfg.ipam_type,
-                       ipam_data_dir=os.path.join(self.cfg.root_dir, "ipam"))
+                       ipam_data_dir=os.path.join(self.cfg.root_dir, "ipam"), cluster_cidr=self.cfg.cluster_cidr)
         if write_conflist(self.cfg.cni_conf_dir, doc, self.cfg.cni_conf_name):
             log.info("wrote %s for pod CIDR %s", self.cfg.cni_conf_name, cidr)
 
@@ -197,6 +189,8 @@ class Agent:
                         asyncio.create_task(self.pleg.run_events(), name="pleg-events"),
                         asyncio.create_task(self.node.run(), name="node-status"),
                         asyncio.create_task(self._resync(), name="resync")]
+        if self.cfg.node_routes:
+            self._tasks.append(asyncio.create_task(self.routes.run(), name="node-routes"))
         self.ready.set()
         log.info("agent for node %s running (host IP %s, logs port %d)", self.cfg.node_name,
                  self.host_ip, self.cfg.logs_port)

@@ -3,7 +3,7 @@
 What `kubeling down` runs after stopping the agent: containers stopped and
 removed, CNI DEL for every sandbox (IPs released), checkpoints and volumes
 removed, then the pod network itself (bridge, our iptables chains,
-allocation files) and the conflist. Nothing of kubeling's stays behind."""
+allocation files, the host-gw routes to other nodes) and the conflist. Nothing of kubeling's stays behind."""
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +41,12 @@ async def teardown_node(cfg: AgentConfig) -> int:
         pass
     from cni.cleanup import remove_network
     # pyroute2's blocking API runs an event loop of its own: keep it off ours.
-    await asyncio.get_running_loop().run_in_executor(None, remove_network, bridge, network, data_dir)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, remove_network, bridge, network, data_dir)
+    from agent.node_routes import remove_routes
+    routes = await loop.run_in_executor(None, remove_routes)
+    if routes:
+        log.info("removed %d route(s) to other nodes' pod CIDRs", routes)
     try:
         os.unlink(conf)
     except FileNotFoundError:

@@ -1,6 +1,7 @@
 """kubeling-bridge configuration: the reference bridge plugin's keys."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,6 +18,9 @@ class BridgeConfig:
     is_gateway: bool
     is_default_gateway: bool
     ip_masq: bool
+    # Destinations the masquerade skips (ip-masq-agent's nonMasqueradeCIDRs): the cluster CIDR,
+    # so a pod on another node sees the sender's own pod IP.
+    non_masquerade_cidrs: tuple[str, ...]
     hairpin: bool
     promisc: bool
     mtu: int | None
@@ -29,6 +33,21 @@ def _bool(conf: Mapping[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise CniError(INVALID_NETWORK_CONFIG, f"'{key}' must be a boolean")
     return value
+
+
+def _cidrs(conf: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = conf.get(key) or []
+    if not isinstance(value, list):
+        raise CniError(INVALID_NETWORK_CONFIG, f"'{key}' must be a list of CIDRs")
+    out = []
+    for item in value:
+        try:
+            if not isinstance(item, str):
+                raise TypeError(item)
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except (TypeError, ValueError):
+            raise CniError(INVALID_NETWORK_CONFIG, f"'{key}': invalid CIDR {item!r}") from None
+    return tuple(out)
 
 
 def load_bridge_config(conf: Mapping[str, Any]) -> BridgeConfig:
@@ -65,6 +84,7 @@ def load_bridge_config(conf: Mapping[str, Any]) -> BridgeConfig:
         is_gateway=_bool(conf, "isGateway") or is_default_gateway,
         is_default_gateway=is_default_gateway,
         ip_masq=_bool(conf, "ipMasq"),
+        non_masquerade_cidrs=_cidrs(conf, "nonMasqueradeCIDRs"),
         hairpin=_bool(conf, "hairpinMode"),
         promisc=_bool(conf, "promiscMode"),
         mtu=mtu or None,

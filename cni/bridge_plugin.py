@@ -99,7 +99,8 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
         for ip in ips:
             iface = ipaddress.ip_interface(ip["address"])
             iptables_rules.ensure_pod_rules(
-                cfg.bridge, br_index, str(iface.network), cfg.ip_masq, str(iface.ip), key)
+                cfg.bridge, br_index, str(iface.network), cfg.ip_masq, str(iface.ip), key,
+                cfg.non_masquerade_cidrs)
 
         return {
             "interfaces": [

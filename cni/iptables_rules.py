@@ -5,9 +5,12 @@ Per (bridge, subnet) two chains of our own:
          FORWARD (Docker sets the FORWARD policy to DROP and br_netfilter sends bridged pod-to-pod
          frames through it). It lives as long as the bridge, which DEL keeps like the reference
          plugin does; remove_bridge_rules() (cni.cleanup) takes both away.
-  nat    KUBELING-CNI-M-<hash>: ACCEPT to the subnet, MASQUERADE the rest except multicast,
-         jumped to from POSTROUTING by one rule per pod (-s <pod ip>), which only that pod owns;
-         the DEL of the last such pod removes the chain.
+  nat    KUBELING-CNI-M-<hash>: ACCEPT to the subnet, RETURN to each non-masquerade CIDR (the
+         cluster CIDR: pods on other nodes see the sender's pod IP), MASQUERADE the rest except
+         multicast, jumped to from POSTROUTING by one rule per pod (-s <pod ip>), which only that
+         pod owns; the DEL of the last such pod removes the chain. The non-masquerade CIDRs are
+         part of the chain's hash, so a changed config makes a new chain instead of editing one
+         that other pods use.
 Rules are found again by their comments; nothing else is ever touched, and no table is flushed.
 """
 from __future__ import annotations
@@ -149,13 +152,17 @@ def _is_ipv4(subnet: str) -> bool:
     return ipaddress.ip_network(subnet, strict=False).version == 4
 
 
-def ensure_pod_rules(bridge: str, bridge_index: int, subnet: str, masq: bool, pod_ip: str, key: str) -> None:
-    """Forward-accept for the pod subnet and, with ipMasq, the pod's own masquerade jump."""
+def ensure_pod_rules(bridge: str, bridge_index: int, subnet: str, masq: bool, pod_ip: str, key: str,
+                     non_masquerade: tuple[str, ...] | list[str] = ()) -> None:
+    """Forward-accept for the pod subnet and, with ipMasq, the pod's own masquerade jump
+    (traffic to `non_masquerade` CIDRs leaves with the pod's own address)."""
     if not _is_ipv4(subnet):
         return  # the chains are IPv4 (iptables); IPv6 pods are left to ip6tables users
     subnet = str(ipaddress.ip_network(subnet, strict=False))
+    keep = [str(ipaddress.ip_network(c, strict=False)) for c in non_masquerade if _is_ipv4(c)]
     h = _hash(bridge, subnet)[:12]
-    fchain, mchain = FORWARD_PREFIX + h, MASQ_PREFIX + h
+    fchain = FORWARD_PREFIX + h
+    mchain = MASQ_PREFIX + (_hash(bridge, subnet, *keep)[:12] if keep else h)
     comment = _net_comment(bridge, subnet)
     vkey = (_netns_inode(), bridge, bridge_index, subnet)
     if not masq:
@@ -176,6 +183,7 @@ def ensure_pod_rules(bridge: str, bridge_index: int, subnet: str, masq: bool, po
                 nat += [
                     f":{mchain} - [0:0]",
                     f"-A {mchain} -d {subnet} -m comment --comment {_quote(comment)} -j ACCEPT",
+                    *(f"-A {mchain} -d {c} -m comment --comment {_quote(comment)} -j RETURN" for c in keep),
                     f"-A {mchain} ! -d 224.0.0.0/4 -m comment --comment {_quote(comment)} -j MASQUERADE",
                 ]
             rule = _jump("-A POSTROUTING", f"{COMMENT} pod={key}", mchain, f"-s {pod_ip}/32 ")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +14,11 @@ import aiohttp
 from kubeling import errors
 from kubeling.kubeconfig import Connection, load
 from kubeling.resources import Resource
+
+# Kubernetes ends a watch after at most 2 x --min-request-timeout (1800 s); a stream silent
+# for longer (plus this margin for a slow server) is dead.
+MAX_SERVER_WATCH_SECONDS = 3600
+WATCH_SILENCE_MARGIN = 30.0
 
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
@@ -38,13 +45,13 @@ class Client:
     """One HTTP session to an API server; errors come back as ApiError."""
 
     def __init__(self, server: str, token: str | None = None, user_agent: str = "kubeling",
-                 ca_pem: bytes | None = None, insecure: bool = False) -> None:
+                 ca_pem: bytes | None = None, insecure: bool = False, *,
+                 cert_pem: bytes | None = None, key_pem: bytes | None = None) -> None:
+        """Credentials: a bearer token, or a client certificate and its key (PEM), or both."""
         self.server = server.rstrip("/")
         self._ssl: ssl.SSLContext | bool = True
-        if insecure:
-            self._ssl = False
-        elif ca_pem:
-            self._ssl = ssl.create_default_context(cadata=ca_pem.decode())
+        if insecure or ca_pem or cert_pem:
+            self._ssl = tls_context(ca_pem, insecure, cert_pem, key_pem)
         headers = {"User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -53,8 +60,12 @@ class Client:
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, user_agent: str = "kubeling") -> "Client":
-        conn: Connection = load(path)
-        return cls(conn.server, conn.token, user_agent, conn.ca_pem, conn.insecure)
+        return cls.from_connection(load(path), user_agent)
+
+    @classmethod
+    def from_connection(cls, conn: Connection, user_agent: str = "kubeling") -> "Client":
+        return cls(conn.server, conn.token, user_agent, conn.ca_pem, conn.insecure,
+                   cert_pem=conn.cert_pem, key_pem=conn.key_pem)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -154,9 +165,18 @@ class Client:
 
     async def watch(self, res: Resource, namespace: str | None = None, *, resource_version: str = "",
                     label_selector: str = "", field_selector: str = "", timeout_seconds: int | None = None,
-                    accept: str = "application/json") -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                    accept: str = "application/json", bookmarks: bool = False,
+                    read_timeout: float | None = None) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(type, object) pairs until the server ends the stream; ERROR events
-        are raised as ApiError (410 Expired means: list again)."""
+        are raised as ApiError (410 Expired means: list again). BOOKMARK events are
+        passed on only with bookmarks=True.
+
+        A stream silent (no event, no bookmark) for read_timeout seconds is dead, not
+        quiet: the server would have ended it by then. It raises ApiError 504 and the
+        caller watches again. The default is the timeout asked of the server (or
+        Kubernetes' longest, 2 x 1800 s) plus a margin."""
+        if read_timeout is None:
+            read_timeout = (timeout_seconds or MAX_SERVER_WATCH_SECONDS) + WATCH_SILENCE_MARGIN
         params = {"watch": "true", "allowWatchBookmarks": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
@@ -169,7 +189,7 @@ class Client:
         try:
             async with self.session.get(self.server + resource_path(res, namespace), params=params,
                                         headers={"Accept": accept},
-                                        timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
+                                        timeout=aiohttp.ClientTimeout(total=None, sock_read=read_timeout)) as resp:
                 if resp.status >= 400:
                     raise _error_from(resp.status, await resp.read())
                 async for line in resp.content:
@@ -178,10 +198,39 @@ class Client:
                     ev = json.loads(line)
                     if ev.get("type") == "ERROR":
                         raise errors.ApiError.from_status(ev.get("object") or {}, 500)
+                    if ev.get("type") == "BOOKMARK" and not bookmarks:
+                        continue
                     yield ev["type"], ev["object"]
-        except aiohttp.ClientConnectionError as exc:
+        except aiohttp.ServerTimeoutError as exc:
+            raise errors.ApiError(504, "Timeout", f"the watch stream from {self.server} was silent for "
+                                                  f"{read_timeout:g}s: {exc}") from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise errors.ApiError(503, "ServiceUnavailable",
                                   f"the server at {self.server} is not reachable: {exc}") from exc
+
+
+def tls_context(ca_pem: bytes | None = None, insecure: bool = False, cert_pem: bytes | None = None,
+                key_pem: bytes | None = None) -> ssl.SSLContext:
+    """The client side of TLS: whom to trust (a CA, the system's, or nobody when
+    insecure) and, optionally, the client certificate to present."""
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
+    if cert_pem:
+        if not key_pem:
+            raise ValueError("a client certificate needs its private key")
+        # ssl loads a certificate chain only from files: a private directory, gone right after.
+        with tempfile.TemporaryDirectory(prefix="kubeling-tls-") as tmp:
+            cert_file, key_file = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+            for path, data in ((cert_file, cert_pem), (key_file, key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 def _error_from(status: int, raw: bytes) -> errors.ApiError:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeling import errors
-from kubeling.client import Client
+from kubeling.client import WATCH_SILENCE_MARGIN, Client
 from kubeling.resources import Resource
 
 log = logging.getLogger("kubeling.informer")
@@ -30,7 +30,8 @@ class Informer:
     def __init__(self, client: Client, res: Resource, *, namespace: str | None = None,
                  label_selector: str = "", field_selector: str = "",
                  on_add: Handler | None = None, on_update: Handler | None = None,
-                 on_delete: Handler | None = None, watch_timeout: int = 300) -> None:
+                 on_delete: Handler | None = None, watch_timeout: int = 300,
+                 silence_margin: float = WATCH_SILENCE_MARGIN) -> None:
         self.client = client
         self.res = res
         self.namespace = namespace
@@ -41,6 +42,7 @@ class Informer:
         self.synced = asyncio.Event()
         self.resource_version = ""
         self._watch_timeout = watch_timeout
+        self._silence_margin = silence_margin
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.cache.get((namespace or "", name))
@@ -95,16 +97,26 @@ class Informer:
 
     async def run(self) -> None:
         need_list = True
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if need_list:
                     await self._relist()
                     need_list = False
+                started, seen = loop.time(), 0
+                # The client gives up a stream silent for longer than the timeout asked of the
+                # server plus a margin (504): a dead connection is watched again, never waited on.
                 async for typ, obj in self.client.watch(
                         self.res, self.namespace, resource_version=self.resource_version,
                         label_selector=self.label_selector, field_selector=self.field_selector,
-                        timeout_seconds=self._watch_timeout):
+                        timeout_seconds=self._watch_timeout, bookmarks=True,
+                        read_timeout=self._watch_timeout + self._silence_margin):
+                    seen += 1
                     await self._apply(typ, obj)
+                # A normal end (timeout, or the apiserver lost its etcd watch): watch again from
+                # the last resourceVersion. One that ended at once, empty, waits a little first.
+                if not seen and loop.time() - started < 1:
+                    await asyncio.sleep(1)
             except asyncio.CancelledError:
                 raise
             except errors.ApiError as exc:

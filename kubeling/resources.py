@@ -64,6 +64,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    Resource("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
+             ("csr",), ("status", "approval")),
 )
 
 BY_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}

@@ -91,8 +91,10 @@ class Etcd:
         return kvs[0] if kvs else None
 
 
-def start_etcd(base: Path) -> tuple[subprocess.Popen, Etcd]:
-    port, peer = free_port(), free_port()
+def start_etcd(base: Path, port: int | None = None, peer: int | None = None) -> tuple[subprocess.Popen, Etcd]:
+    """etcd with its data in base/etcd; given the ports of an earlier one (and the same
+    base), it restarts that etcd on its data."""
+    port, peer = port or free_port(), peer or free_port()
     url = f"http://127.0.0.1:{port}"
     peer_url = f"http://127.0.0.1:{peer}"
     data = base / "etcd"
@@ -126,26 +128,52 @@ class ApiServer:
     kubeconfig: Path
     log: Path
     etcd: Etcd
+    # With tls=True: the cluster CA (it signed the serving certificate and signs client certificates).
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    token_file: Path | None = None
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        return self.ca_cert.read_bytes() if self.ca_cert else None
 
 
 def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
-                    bind: str = "127.0.0.1") -> tuple[subprocess.Popen, ApiServer]:
-    """An apiserver process on `bind`; its URL uses that address (127.0.0.1 for 0.0.0.0)."""
-    port = free_port()
+                    bind: str = "127.0.0.1", *, tls: bool = False, tls_hosts: tuple[str, ...] = (),
+                    extra_tokens: str = "", port: int | None = None) -> tuple[subprocess.Popen, ApiServer]:
+    """An apiserver process on `bind`; its URL uses that address (127.0.0.1 for 0.0.0.0).
+    `token` is the admin's. With `tls`, it serves HTTPS with a certificate of a new CA
+    in base/pki and accepts client certificates that CA signs; `extra_tokens` are
+    more token-file lines (`token,user,uid,"groups"`); `tls_hosts` more names and
+    addresses for its serving certificate (those clients reach it on)."""
+    port = port or free_port()
     tokens = base / "tokens.csv"
-    tokens.write_text(f"{token},admin\n")
+    tokens.write_text(f"{token},admin\n{extra_tokens}")
+    host = '127.0.0.1' if bind == '0.0.0.0' else bind
+    args = [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", bind,
+            "--port", str(port), "--token-auth-file", str(tokens)]
+    ca_cert = ca_key = None
+    ssl_ctx = None
+    if tls:
+        from kubeling import pki
+        d = base / "pki"
+        ca_cert, ca_key = d / "ca.crt", d / "ca.key"
+        pki.make_ca(ca_cert, ca_key)
+        pki.issue_cert(ca_cert, ca_key, d / "apiserver.crt", d / "apiserver.key", "kube-apiserver",
+                       hosts=[host, "127.0.0.1", "localhost", *tls_hosts], client=False, server=True)
+        args += ["--tls-cert-file", str(d / "apiserver.crt"), "--tls-private-key-file", str(d / "apiserver.key"),
+                 "--client-ca-file", str(ca_cert)]
+        import ssl
+        ssl_ctx = ssl.create_default_context(cafile=str(ca_cert))
     log_path = base / "apiserver.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.apiserver", "--etcd", etcd.url, "--bind", bind,
-             "--port", str(port), "--token-file", str(tokens)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://{'127.0.0.1' if bind == '0.0.0.0' else bind}:{port}"
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
 
     def healthy() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"apiserver exited: {log_path.read_text()[-2000:]}")
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+        with urllib.request.urlopen(url + "/readyz", timeout=1, context=ssl_ctx) as resp:
             return resp.status == 200
     try:
         wait_for(healthy, 30, "the apiserver to answer")
@@ -154,8 +182,8 @@ def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
         raise
     kubeconfig = base / "kubeconfig"
     from kubeling.kubeconfig import write
-    write(str(kubeconfig), url, token)
-    return proc, ApiServer(url, token, kubeconfig, log_path, etcd)
+    write(str(kubeconfig), url, token, ca_cert.read_bytes() if ca_cert else None)
+    return proc, ApiServer(url, token, kubeconfig, log_path, etcd, ca_cert, ca_key, tokens)
 
 
 @pytest.fixture(scope="session")

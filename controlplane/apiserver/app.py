@@ -18,7 +18,7 @@ from kubeling import errors
 from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
-from . import discovery, openapi, podlogs, watch
+from . import authn, authz, discovery, node_restriction, openapi, podlogs, watch
 from .fieldvalidation import FieldValidator
 from .registry import Registry
 from .storage import Store
@@ -32,7 +32,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
-TOKENS_KEY: web.AppKey[frozenset] = web.AppKey("tokens", frozenset)
+AUTHN_KEY: web.AppKey[authn.Authenticator] = web.AppKey("authenticator", authn.Authenticator)
 
 
 @dataclass
@@ -159,7 +159,7 @@ class ApiHandlers:
             if method != "GET":
                 raise errors.method_not_allowed("log only accepts GET")
             return await podlogs.serve(request, self.registry, ns or "", name)
-        if sub not in (None, "status", "finalize"):
+        if sub not in (None, "status", "finalize", "approval"):
             raise errors.method_not_allowed(f"{method} is not supported on {sub}")
         if method == "GET":
             obj = await self.registry.get(res, ns, name)
@@ -239,14 +239,38 @@ class ApiHandlers:
         return _json(listed)
 
 
-def _auth_middleware(tokens: frozenset[str]):
+def request_attributes(request: web.Request) -> authz.Attributes:
+    """The authorization attributes of a request (Kubernetes' RequestInfo)."""
+    target = parse_path(request.path)
+    if target is None:
+        return authz.Attributes(verb=request.method.lower() if request.method not in ("GET", "HEAD") else "get",
+                                path=request.path)
+    verb = authz.verb_for(request.method, target.name is not None, _bool_query(request, "watch"))
+    return authz.Attributes(verb, target.resource.group, target.resource.plural, target.subresource or "",
+                            target.namespace or "", target.name or "")
+
+
+def _auth_middleware(authenticator: authn.Authenticator, registry: Registry):
+    """Authentication, authorization and NodeRestriction, before any handler runs."""
     @web.middleware
     async def auth(request: web.Request, handler):  # type: ignore[no-untyped-def]
-        if tokens and request.path not in PUBLIC_PATHS:
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or header[7:].strip() not in tokens:
-                return _error(errors.unauthorized())
-        return await handler(request)
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        user = authenticator.authenticate(peercert, request.headers.get("Authorization", ""))
+        if user is None:
+            return _error(errors.unauthorized())
+        attrs = request_attributes(request)
+        decision = authz.authorize(user, attrs)
+        if not decision.allowed:
+            return _error(authz.forbidden(user, attrs, decision))
+        await node_restriction.admit(user, attrs, registry, request.read, (request.content_type or "").lower())
+        token = authn.CURRENT_USER.set(user)
+        try:
+            return await handler(request)
+        finally:
+            authn.CURRENT_USER.reset(token)
     return auth
 
 
@@ -265,13 +289,16 @@ async def _errors_middleware(request: web.Request, handler):  # type: ignore[no-
         return _error(errors.internal(f"{type(exc).__name__}: {exc}"))
 
 
-def build_app(store: Store, tokens: frozenset[str] = frozenset()) -> web.Application:
-    app = web.Application(middlewares=[_errors_middleware, _auth_middleware(tokens)],
-                          client_max_size=MAX_BODY)
+def build_app(store: Store, authenticator: authn.Authenticator | None = None) -> web.Application:
+    """`authenticator` None (or one with neither tokens nor a client CA): no
+    authentication, every request is the admin."""
+    authenticator = authenticator or authn.Authenticator()
     registry = Registry(store)
+    app = web.Application(middlewares=[_errors_middleware, _auth_middleware(authenticator, registry)],
+                          client_max_size=MAX_BODY)
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
-    app[TOKENS_KEY] = tokens
+    app[AUTHN_KEY] = authenticator
     handlers = ApiHandlers(registry)
 
     async def ok(_: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "log": ["get"],
     "finalize": ["update"],
+    "approval": ["get", "patch", "update"],
 }
 SUBRESOURCE_KINDS = {"binding": "Binding"}
 

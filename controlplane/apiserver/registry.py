@@ -263,6 +263,8 @@ class Registry:
         strategy = strategies.for_resource(res)
         if subresource == "status":
             new = strategy.prepare_for_status_update(new, old)
+        elif subresource == "approval":
+            new = strategy.prepare_for_approval_update(new, old)
         elif subresource == "finalize":
             finalizers = (new.get("spec") or {}).get("finalizers") or []
             new = copy.deepcopy(old)

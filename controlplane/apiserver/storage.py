@@ -48,6 +48,11 @@ class Compacted(Exception):
         self.revision = revision
 
 
+class WatchLost(Exception):
+    """The etcd watch broke (etcd died, restarted or the stream failed). Events up to
+    the last one delivered are complete; a new watch from the next revision resumes."""
+
+
 @dataclass
 class WatchEvent:
     type: str  # PUT or DELETE
@@ -86,9 +91,16 @@ class Store:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2379) -> None:
         # Lists of thousands of objects exceed gRPC's default 4 MiB message limit.
+        # gRPC's reconnect backoff grows to 2 minutes while etcd is down: capped at 2 s, the
+        # apiserver serves again within seconds of etcd's return. Keepalive pings find a
+        # connection that died without a close (a frozen or unplugged etcd) and fail its watches.
         self._client = aetcd.Client(host=host, port=port, timeout=10,
                                     options={"grpc.max_receive_message_length": 512 * 1024 * 1024,
-                                             "grpc.max_send_message_length": 64 * 1024 * 1024})
+                                             "grpc.max_send_message_length": 64 * 1024 * 1024,
+                                             "grpc.initial_reconnect_backoff_ms": 200,
+                                             "grpc.max_reconnect_backoff_ms": 2000,
+                                             "grpc.keepalive_time_ms": 30_000,
+                                             "grpc.keepalive_timeout_ms": 10_000})
 
     async def connect(self) -> None:
         await self._client.connect()
@@ -184,6 +196,14 @@ class Store:
                 raise ClaimTaken(taken[0])
         raise RevisionMismatch(_decode(current[0], current[1].mod_revision))
 
+    async def revision(self) -> int:
+        """etcd's current revision (a keys-only read of a prefix that holds nothing)."""
+        try:
+            rng = await self._client.get_prefix(b"/kubeling/revision-probe/", keys_only=True)
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+        return rng.header.revision
+
     async def claimed(self, prefix: str) -> set[str]:
         """The allocation keys under a prefix (names only)."""
         rng = await self._client.get_prefix(prefix.encode(), keys_only=True)
@@ -191,30 +211,61 @@ class Store:
 
     async def watch(self, prefix: str, start_revision: int,
                     stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
-        """Events under prefix from start_revision (inclusive), in revision order."""
+        """Events under prefix from start_revision (inclusive), in revision order.
+
+        Never ends quietly: when etcd goes away (kill, restart) aetcd fails the
+        shared gRPC stream and every watch on it; that, or any end we did not ask
+        for, raises WatchLost, so callers end their own watches (Kubernetes'
+        apiserver does the same: its watchers are terminated and clients re-watch)."""
         p = prefix.encode()
         try:
             watch = await self._client.watch(p, range_end=_prefix_end(p),
                                              start_revision=start_revision, prev_kv=True)
         except etcd_errors.RevisionCompactedError as exc:
             raise Compacted(exc.compacted_revision) from exc
+        except etcd_errors.WatchTimeoutError as exc:
+            # etcd did not confirm the watch in time (stopped, overloaded). Its late
+            # "created" answer would be matched to the *next* watch created on the
+            # shared stream (aetcd pairs them by order), so drop the stream: every watch
+            # on it ends with WatchLost and the next one opens a fresh stream.
+            await self._reset_watch_stream()
+            raise _unavailable(exc) from exc
         except etcd_errors.ClientError as exc:
             raise _unavailable(exc) from exc
         try:
             async for ev in watch:
                 kv = ev.kv
+                key = kv.key.decode()
+                if not key.startswith(prefix) or kv.mod_revision < start_revision:
+                    # Not this watch's events: a mix-up on the shared stream. Never pass it on.
+                    await self._reset_watch_stream()
+                    raise WatchLost(f"etcd watch on {prefix} got an event for {key}@{kv.mod_revision}")
                 # etcd sends an empty prev_kv for a creation.
                 pkv = ev.prev_kv
                 prev = _decode(pkv.value, pkv.mod_revision) if pkv is not None and pkv.mod_revision else None
                 if ev.kind == "PUT":
-                    yield WatchEvent("PUT", kv.key.decode(), _decode(kv.value, kv.mod_revision),
-                                     prev, kv.mod_revision)
+                    yield WatchEvent("PUT", key, _decode(kv.value, kv.mod_revision), prev, kv.mod_revision)
                 else:
-                    yield WatchEvent("DELETE", kv.key.decode(), None, prev, kv.mod_revision)
+                    yield WatchEvent("DELETE", key, None, prev, kv.mod_revision)
         except etcd_errors.RevisionCompactedError as exc:
             raise Compacted(exc.compacted_revision) from exc
+        except etcd_errors.ClientError as exc:
+            raise WatchLost(f"etcd watch on {prefix} broke: {exc}") from exc
         finally:
             try:
-                await watch.cancel()
+                # Bounded: with etcd stopped the cancel request may find no reader.
+                await asyncio.wait_for(watch.cancel(), 5)
             except Exception:  # the stream may already be gone; nothing to release then
+                pass
+        # aetcd ends an iterator without an error only when its stream was shut down.
+        raise WatchLost(f"etcd watch on {prefix} ended")
+
+    async def _reset_watch_stream(self) -> None:
+        """End the shared etcd watch stream and every watch on it; the next watch opens
+        a new one. (aetcd has no public call for this; its shutdown() is what close() uses.)"""
+        watcher = getattr(self._client, "_watcher", None)
+        if watcher is not None:
+            try:
+                await asyncio.wait_for(watcher.shutdown(), 5)
+            except Exception:  # already torn down: nothing to end
                 pass

@@ -12,7 +12,7 @@ from typing import Any
 from kubeling.resources import Resource
 
 # Resources with a status subresource: writes to the main resource keep status.
-WITH_STATUS = {"pods", "services", "nodes", "namespaces"}
+WITH_STATUS = {"pods", "services", "nodes", "namespaces", "certificatesigningrequests"}
 
 
 class Strategy:
@@ -31,6 +31,9 @@ class Strategy:
         result = copy.deepcopy(old)
         result["status"] = copy.deepcopy(new.get("status") or {})
         return result
+
+    def prepare_for_approval_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        return self.prepare_for_status_update(new, old)
 
     def grace_period(self, obj: dict[str, Any], requested: int | None) -> int:
         return 0
@@ -62,7 +65,63 @@ class ServiceStrategy(Strategy):
         obj["status"] = {"loadBalancer": {}}
 
 
+APPROVAL_CONDITIONS = ("Approved", "Denied")
+
+
+class CertificateSigningRequestStrategy(Strategy):
+    """Kubernetes' CSR strategies: the requester is who created it (never what the
+    body says), the spec never changes, /approval writes only the Approved/Denied
+    conditions and /status everything else (the certificate, Failed)."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        from .authn import CURRENT_USER
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            for field in ("username", "uid", "groups", "extra"):
+                spec.pop(field, None)
+            user = CURRENT_USER.get()
+            if user is not None:
+                spec["username"] = user.name
+                if user.uid:
+                    spec["uid"] = user.uid
+                spec["groups"] = list(user.groups)
+        obj["status"] = {}
+
+    def prepare_for_update(self, new: dict[str, Any], old: dict[str, Any], resource: Resource) -> None:
+        super().prepare_for_update(new, old, resource)
+        if "spec" in old:
+            new["spec"] = copy.deepcopy(old["spec"])
+
+    @staticmethod
+    def _conditions(obj: dict[str, Any]) -> list[Any]:
+        conds = (obj.get("status") or {}).get("conditions") if isinstance(obj.get("status"), dict) else None
+        return conds if isinstance(conds, list) else []
+
+    def prepare_for_status_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        result = super().prepare_for_status_update(new, old)
+        kept = [c for c in self._conditions(old) if isinstance(c, dict) and c.get("type") in APPROVAL_CONDITIONS]
+        mine = [c for c in self._conditions(new) if not (isinstance(c, dict) and c.get("type") in APPROVAL_CONDITIONS)]
+        result["status"]["conditions"] = kept + mine
+        if not result["status"]["conditions"]:
+            del result["status"]["conditions"]
+        return result
+
+    def prepare_for_approval_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        result = copy.deepcopy(old)
+        status = result.setdefault("status", {})
+        others = [c for c in self._conditions(old) if not (isinstance(c, dict) and c.get("type") in APPROVAL_CONDITIONS)]
+        approval = [c for c in self._conditions(new) if isinstance(c, dict) and c.get("type") in APPROVAL_CONDITIONS]
+        # A condition type Kubernetes does not allow here is left for validation to refuse.
+        strays = [c for c in self._conditions(new) if not (isinstance(c, dict) and c.get("type") in APPROVAL_CONDITIONS)
+                  and c not in others]
+        status["conditions"] = approval + others + strays
+        if not status["conditions"]:
+            del status["conditions"]
+        return result
+
+
 _STRATEGIES: dict[str, Strategy] = {
+    "certificatesigningrequests": CertificateSigningRequestStrategy(),
     "pods": PodStrategy(),
     "namespaces": NamespaceStrategy(),
     "services": ServiceStrategy(),

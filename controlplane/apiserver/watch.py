@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,8 +18,9 @@ from aiohttp import web
 from kubeling import errors
 from kubeling.resources import Resource
 
-from .storage import Compacted, Store, WatchEvent
+from .storage import Compacted, Store, WatchEvent, WatchLost
 
+log = logging.getLogger("kubeling.apiserver")
 Matcher = Callable[[dict[str, Any]], bool]
 
 
@@ -43,49 +45,125 @@ def classify(ev: WatchEvent, match: Matcher) -> tuple[str, dict[str, Any]] | Non
     return None
 
 
-async def events(store: Store, res: Resource, prefix: str, resource_version: str,
-                 match: Matcher) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(type, object) pairs for a watch; raises ApiError(410) when too old."""
-    if resource_version in ("", "0"):
-        items, rev = await store.list(prefix)
-        for obj in items:
-            if match(obj):
-                yield "ADDED", obj
-        start = rev + 1
-    else:
+# Kubernetes sends a BOOKMARK about once a minute to a watch that allows them: it carries
+# the newest resourceVersion (so a client re-watches from there, not from an old one) and
+# shows a quiet stream is alive.
+BOOKMARK_INTERVAL = 60.0
+
+
+class WatchStream:
+    """(type, object) pairs for one API watch. `revision` is the etcd revision up to
+    which every change has been sent or filtered out: what a BOOKMARK reports."""
+
+    def __init__(self, store: Store, prefix: str, resource_version: str, match: Matcher) -> None:
+        self.revision = 0
+        self._gen = self._events(store, prefix, resource_version, match)
+
+    def __aiter__(self) -> "WatchStream":
+        return self
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def _events(self, store: Store, prefix: str, resource_version: str,
+                      match: Matcher) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        if resource_version in ("", "0"):
+            items, rev = await store.list(prefix)
+            for obj in items:
+                if match(obj):
+                    yield "ADDED", obj
+            start = rev + 1
+        else:
+            try:
+                start = int(resource_version) + 1
+            except ValueError:
+                raise errors.bad_request(f"invalid resourceVersion: {resource_version!r}")
+            current = await store.revision()
+            if start - 1 > current:
+                # etcd has not reached this version: it was reset or restored from a backup.
+                # An etcd watch would wait for it in silence; the client must list again.
+                raise errors.expired(f"too large resource version: {resource_version} (current {current})")
+        self.revision = start - 1
         try:
-            start = int(resource_version) + 1
-        except ValueError:
-            raise errors.bad_request(f"invalid resourceVersion: {resource_version!r}")
-    try:
-        async for ev in store.watch(prefix, start):
-            out = classify(ev, match)
-            if out is not None:
-                yield out
-    except Compacted as exc:
-        raise errors.expired(
-            f"too old resource version: {resource_version} ({exc.revision})")
+            async for ev in store.watch(prefix, start):
+                out = classify(ev, match)
+                self.revision = ev.revision
+                if out is not None:
+                    yield out
+        except Compacted as exc:
+            raise errors.expired(
+                f"too old resource version: {resource_version} ({exc.revision})")
+        except WatchLost as exc:
+            # The etcd watch is gone (etcd killed or restarted). End this watch normally,
+            # as Kubernetes terminates its watchers: the client watches again from the last
+            # resourceVersion it got (etcd keeps its history across a restart) or, if that
+            # is compacted away, gets 410 Expired and lists again.
+            log.warning("ending watch on %s: %s", prefix, exc)
+
+
+def events(store: Store, res: Resource, prefix: str, resource_version: str,
+           match: Matcher) -> WatchStream:
+    """The events of a watch; raises ApiError(410) when too old."""
+    return WatchStream(store, prefix, resource_version, match)
+
+
+def _wants_bookmarks(request: web.Request) -> bool:
+    return request.query.get("allowWatchBookmarks", "").lower() in ("true", "1")
 
 
 async def serve(request: web.Request, stream: AsyncIterator[tuple[str, dict[str, Any]]],
                 res: Resource, timeout: float,
                 transform: Callable[[dict[str, Any]], dict[str, Any]]) -> web.StreamResponse:
-    """Write events as JSON lines, flushed one by one, until timeout or hang-up."""
+    """Write events as JSON lines, flushed one by one, until timeout or hang-up; a
+    BOOKMARK every BOOKMARK_INTERVAL seconds when the client allows them."""
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                    "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
+    bookmarks = _wants_bookmarks(request) and isinstance(stream, WatchStream)
+
+    async def send(typ: str, obj: dict[str, Any]) -> None:
+        line = json.dumps({"type": typ, "object": obj}, separators=(",", ":"))
+        await resp.write(line.encode() + b"\n")
+
+    async def bookmark() -> None:
+        assert isinstance(stream, WatchStream)
+        out = transform({"kind": res.kind, "apiVersion": res.api_version,
+                         "metadata": {"resourceVersion": str(stream.revision)}})
+        if "rows" in out:  # a Table watch: a bookmark carries no row
+            out["rows"] = []
+        await send("BOOKMARK", out)
 
     async def pump() -> None:
         try:
-            async for typ, obj in stream:
+            while True:
+                # Wait for the next event without cancelling the generator (that would end
+                # it); a quiet interval in between sends a bookmark instead.
+                nxt = asyncio.ensure_future(stream.__anext__())
+                try:
+                    while not (await asyncio.wait({nxt}, timeout=BOOKMARK_INTERVAL if bookmarks else None))[0]:
+                        if stream.revision:  # type: ignore[attr-defined]
+                            await bookmark()
+                finally:
+                    if not nxt.done():  # timeout or hang-up: stop the generator before aclose()
+                        nxt.cancel()
+                        await asyncio.wait({nxt})
+                typ, obj = nxt.result()
                 obj.setdefault("kind", res.kind)
                 obj.setdefault("apiVersion", res.api_version)
-                line = json.dumps({"type": typ, "object": transform(obj)}, separators=(",", ":"))
-                await resp.write(line.encode() + b"\n")
+                await send(typ, transform(obj))
+        except StopAsyncIteration:
+            pass
         except errors.ApiError as exc:
-            line = json.dumps({"type": "ERROR", "object": exc.status()})
-            await resp.write(line.encode() + b"\n")
+            await send("ERROR", exc.status())
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # headers are sent: a Status in the stream is all that is left
+            log.exception("watch on %s failed", request.path)
+            await send("ERROR", errors.internal(f"{type(exc).__name__}: {exc}").status())
 
     try:
         await asyncio.wait_for(pump(), timeout)

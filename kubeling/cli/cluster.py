@@ -227,10 +227,11 @@ def _layout(run_dir: str, log_dir: str, data_dir: str, config_dir: str, etcd_por
     return Layout(Path(run_dir), Path(log_dir), Path(data_dir), Path(config_dir), etcd_port, apiserver_port)
 
 
-def _teardown_node(layout: Layout) -> list[str]:
-    """Pods, their network and our iptables chains leave the machine."""
+def _teardown_node(layout: Layout, kubeconfig: Path | None = None) -> list[str]:
+    """Pods, their network and our iptables chains leave the machine (`kubeconfig`: the
+    credentials the agent ran with, if not the admin's, as on a joined worker)."""
     click.echo("==> removing this node's pods and pod network")
-    steps = [component_argv("agent", ["--kubeconfig", str(layout.kubeconfig), "--root-dir",
+    steps = [component_argv("agent", ["--kubeconfig", str(kubeconfig or layout.kubeconfig), "--root-dir",
                                       str(layout.data_dir / "agent"), "--teardown"])]
     if any(c.name == "proxy" for c in COMPONENTS):
         steps.append(component_argv("proxy", ["--cleanup"]))

@@ -47,7 +47,7 @@ def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
 
 def make_client(kubeconfig: str | None) -> tuple[Client, str]:
     conn = load(kubeconfig)
-    return Client(conn.server, conn.token, "kubeling-cli", conn.ca_pem, conn.insecure), conn.namespace
+    return Client.from_connection(conn, "kubeling-cli"), conn.namespace
 
 
 def resolve(word: str) -> Resource:

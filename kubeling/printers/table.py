@@ -6,7 +6,7 @@ import copy
 from datetime import datetime, timezone
 from typing import Callable
 
-from kubeling.printers import events, nodes, pods, services, simple
+from kubeling.printers import csr, events, nodes, pods, services, simple
 from kubeling.resources import Resource
 
 RowFunc = Callable[[dict, datetime], dict]
@@ -23,6 +23,7 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict], RowFunc]] = {
     ("coordination.k8s.io", "leases"): (simple.LEASE_COLUMNS, simple.lease_row),
     ("discovery.k8s.io", "endpointslices"):
         (services.ENDPOINTSLICE_COLUMNS, services.endpointslice_row),
+    ("certificates.k8s.io", "certificatesigningrequests"): (csr.COLUMNS, csr.row),
 }
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")

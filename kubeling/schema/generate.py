@@ -22,12 +22,16 @@ META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 META_TYPES = {"ObjectMeta", "ListMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
               "LabelSelectorRequirement", "Status", "StatusDetails", "StatusCause", "DeleteOptions",
               "Preconditions", "Condition", "WatchEvent"}
-GROUP_PKG = {"coordination.k8s.io": "io.k8s.api.coordination.v1", "discovery.k8s.io": "io.k8s.api.discovery.v1"}
+GROUP_PKG = {"coordination.k8s.io": "io.k8s.api.coordination.v1", "discovery.k8s.io": "io.k8s.api.discovery.v1",
+             "certificates.k8s.io": "io.k8s.api.certificates.v1"}
 # Types that belong to a non-core group although their Python class has a plain V1 prefix.
 GROUP_TYPES = {
     "io.k8s.api.coordination.v1": {"Lease", "LeaseSpec", "LeaseList"},
     "io.k8s.api.discovery.v1": {"EndpointSlice", "EndpointSliceList", "Endpoint", "EndpointConditions",
                                 "EndpointHints", "ForZone", "ForNode", "EndpointPort"},
+    "io.k8s.api.certificates.v1": {"CertificateSigningRequest", "CertificateSigningRequestList",
+                                   "CertificateSigningRequestSpec", "CertificateSigningRequestStatus",
+                                   "CertificateSigningRequestCondition"},
 }
 # Python class of each served kind (the generator names core Event CoreV1Event).
 KIND_CLASS = {"Event": "CoreV1Event"}

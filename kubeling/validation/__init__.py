@@ -11,6 +11,7 @@ from typing import Any, Callable
 from kubeling.errors import FieldError, type_invalid
 from kubeling.resources import Resource
 from kubeling.validation.configmap import validate_configmap
+from kubeling.validation.csr import validate_csr
 from kubeling.validation.endpoints import validate_endpoints
 from kubeling.validation.endpointslice import validate_endpointslice
 from kubeling.validation.event import validate_event
@@ -36,6 +37,7 @@ VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "endpoints"): validate_endpoints,
     ("coordination.k8s.io", "leases"): validate_lease,
     ("discovery.k8s.io", "endpointslices"): validate_endpointslice,
+    ("certificates.k8s.io", "certificatesigningrequests"): validate_csr,
 }
 
 INTERNAL_REASON = "InternalError"

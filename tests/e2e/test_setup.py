@@ -85,7 +85,12 @@ def test_pause_reaps_orphans(client: docker.DockerClient) -> None:
     # pause (PID 1 there), and only its SIGCHLD handler keeps them from staying zombies.
     pause = client.containers.run(PAUSE, detach=True, network_mode="none", labels=RUN_LABEL)
     try:
-        script = ("for i in 1 2 3 4 5; do (sleep 0.2 &); done; sleep 1.5; "
+        # Wait (bounded, 10 s) until no child of PID 1 is left: the orphans exited *and* were
+        # reaped. A fixed sleep would pass vacuously when the machine is slow (orphans still running).
+        script = ("for i in 1 2 3 4 5; do (sleep 0.2 &); done; "
+                  "n=100; while [ $n -gt 0 ] && "
+                  "[ \"$(cut -d' ' -f4 /proc/[0-9]*/stat 2>/dev/null | grep -cx 1)\" != 0 ]; "
+                  "do sleep 0.1; n=$((n-1)); done; "
                   "echo pid1=$(cat /proc/1/comm); "
                   "for s in /proc/[0-9]*/stat; do cut -d' ' -f3 $s; done | grep -c Z || true")
         out = run_busybox(client, script, pid_mode=f"container:{pause.id}").split()

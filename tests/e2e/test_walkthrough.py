@@ -42,7 +42,7 @@ metadata:
   namespace: {NS}
   labels: {{app: web}}
 spec:
-  terminationGracePeriodSeconds: 10
+  terminationGracePeriodSeconds: 30
   containers:
   - name: httpd
     image: busybox:latest
@@ -53,7 +53,9 @@ spec:
       periodSeconds: 1
     lifecycle:
       preStop:
-        exec: {{command: ["sleep", "2"]}}
+        # Holds SIGTERM back until the test has seen the endpoint and the rule go (bounded, 20 s):
+        # a fixed `sleep 2` would race the endpoints controller and the proxy on a busy machine.
+        exec: {{command: ["sh", "-c", "n=200; while [ ! -e /data/release-prestop ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n-1)); done"]}}
     volumeMounts: [{{name: data, mountPath: /data}}]
   volumes:
   - name: data
@@ -289,6 +291,7 @@ async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
         out = await c.delete(PODS, "web", NS)
         assert out["metadata"]["deletionTimestamp"]
         seen["deletionTimestamp"] = uptime()
+        released = False
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(seen) < 6:
             if "endpoints" not in seen:
@@ -298,6 +301,11 @@ async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
             if "endpoints" in seen and "dnat" not in seen:
                 if f"{ip}:8080" not in node.ns("iptables-save", "-t", "nat").stdout:
                     seen["dnat"] = uptime()
+            if "dnat" in seen and not released:
+                # The pod left the endpoints and the rules while preStop still held SIGTERM back.
+                assert "sigterm" not in seen and not (node.base / "web-data" / "sigterm").exists()
+                (node.base / "web-data" / "release-prestop").touch()
+                released = True
             if "dnat" in seen and "cni_del" not in seen and not any(ip in f for f in node.ipam_files()):
                 seen["cni_del"] = uptime()
             if "etcd" not in seen and world.etcd.get_json(f"/registry/pods/{NS}/web") is None:

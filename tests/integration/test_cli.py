@@ -145,22 +145,35 @@ def test_errors_are_one_line_and_non_zero(apiserver, namespace, tmp_path):
 
 
 def test_get_watch_prints_changes(apiserver, namespace):
+    import queue
+    import threading
     env = {**os.environ, "KUBECONFIG": str(apiserver.kubeconfig)}
+    kubeling(apiserver, "apply", "-n", namespace, "-f", "-",
+             stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: listed}\n")
     watcher = subprocess.Popen([sys.executable, "-m", "kubeling", "get", "cm", "-n", namespace, "-w"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    try:
+    # A reader thread, so that every wait for a line is bounded (a bare readline() blocks forever).
+    out: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [out.put(line) for line in watcher.stdout], daemon=True).start()
+    lines: list[str] = []
+
+    def until(name: str) -> None:
         import time
-        time.sleep(1.5)
+        deadline = time.monotonic() + 15
+        while not any(line.split()[:1] == [name] for line in lines):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no row {name!r} within 15 s: {lines}"
+            try:
+                lines.append(out.get(timeout=left))
+            except queue.Empty:
+                pass
+    try:
+        # The listed row is printed once the list is done; the watch goes on from the list's
+        # resourceVersion, so what is created after it is seen however late the watch starts.
+        until("listed")
         kubeling(apiserver, "apply", "-n", namespace, "-f", "-",
                  stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\n")
-        lines = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = watcher.stdout.readline()
-            lines.append(line)
-            if "watched" in line:
-                break
-        assert any(line.split()[:1] == ["watched"] for line in lines), lines
+        until("watched")
         assert lines[0].split()[0] == "NAME"
     finally:
         watcher.terminate()

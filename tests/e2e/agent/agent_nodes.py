@@ -45,9 +45,10 @@ class TestNode:
 
     apiserver_port: int
     token: str
-    pod_cidr: str
+    pod_cidr: str | None  # None: the controller manager's node IPAM assigns one
     name: str = field(default_factory=lambda: f"kl-{secrets.token_hex(3)}")
     agent_proc: subprocess.Popen | None = None
+    proxy_proc: subprocess.Popen | None = None
     dockerd_proc: subprocess.Popen | None = None
     logs_port: int = 10250
     extra_args: list[str] = field(default_factory=list)
@@ -69,6 +70,7 @@ class TestNode:
         self.agent_root = self.base / "agent"
         self.cni_conf_dir = self.base / "net.d"
         self.agent_log = self.base / "agent.log"
+        self.proxy_log = self.base / "proxy.log"
         self.dockerd_log = self.base / "dockerd.log"
 
     # ---- helpers -----------------------------------------------------------------
@@ -148,10 +150,45 @@ class TestNode:
             "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, "--docker-host", self.sock,
             "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni",
             "--root-dir", str(self.agent_root), "--logs-port", str(self.logs_port),
-            "--pod-cidr", self.pod_cidr, *self.extra_args, *extra]
+            *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []), *self.extra_args, *extra]
         log = open(self.agent_log, "ab")
         self.agent_proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                            start_new_session=True)
+
+    def agent_teardown(self, *extra: str) -> subprocess.CompletedProcess:
+        """`agent --teardown` in the node's namespace, as `kubeling down`/`reset` run it."""
+        return self.ns(sys.executable, "-m", "agent", "--teardown", "--kubeconfig", str(self.kubeconfig),
+                       "--node-name", self.name, "--docker-host", self.sock, "--cni-conf-dir",
+                       str(self.cni_conf_dir), "--root-dir", str(self.agent_root), *self.extra_args, *extra,
+                       timeout=120)
+
+    def start_proxy(self, *args: str) -> None:
+        """The service proxy in the node's namespace (its rules die with the namespace)."""
+        log = open(self.proxy_log, "ab")
+        self.proxy_proc = subprocess.Popen(
+            ["nsenter", f"--net={self.netns_path}", sys.executable, "-m", "agent.proxy", "--kubeconfig",
+             str(self.kubeconfig), "--node-name", self.name, *args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+
+    def routes(self, *selector: str) -> dict[str, str]:
+        """IPv4 routes of the node's namespace as {destination: gateway or device}."""
+        out = self.ns("ip", "-4", "route", "show", *selector).stdout
+        routes = {}
+        for line in out.splitlines():
+            w = line.split()
+            routes[w[0]] = w[w.index("via") + 1] if "via" in w else w[w.index("dev") + 1]
+        return routes
+
+    def pod_exec(self, namespace: str, pod: str, container: str, *cmd: str, check: bool = False,
+                 timeout: float = 30) -> subprocess.CompletedProcess:
+        """`docker exec` into a running container of a pod on this node."""
+        ids = [r["ID"] for r in self.containers(all_=False)
+               if r["LabelMap"].get("io.kubernetes.pod.namespace") == namespace
+               and r["LabelMap"].get("io.kubernetes.pod.name") == pod
+               and r["LabelMap"].get("io.kubernetes.container.name") == container]
+        if not ids:
+            raise LookupError(f"no running container {container} of pod {namespace}/{pod} on {self.name}")
+        return self.docker("exec", ids[0], *cmd, check=check, timeout=timeout)
 
     def stop_agent(self, kill: bool = False) -> None:
         if self.agent_proc is None:
@@ -176,6 +213,9 @@ class TestNode:
         """Remove everything; return what was found left behind (should be empty)."""
         problems: list[str] = []
         self.stop_agent()
+        if self.proxy_proc is not None:
+            stop_process(self.proxy_proc, 20)
+            self.proxy_proc = None
         if self.dockerd_proc is not None:
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:

@@ -138,8 +138,13 @@ async def test_missing_image_pull_backoff(client, namespace, node):
     seen: list[str] = []
     got_backoff = asyncio.Event()
 
+    # Watch from a list's resourceVersion taken before the create: no status change can be missed,
+    # however late the watch request itself gets through.
+    rv = (await client.list(PODS, namespace))["metadata"]["resourceVersion"]
+
     async def watch():
-        async for _, p in client.watch(PODS, namespace, field_selector="metadata.name=noimg"):
+        async for _, p in client.watch(PODS, namespace, resource_version=rv,
+                                       field_selector="metadata.name=noimg"):
             r = container_status(p, "c").get("state", {}).get("waiting", {}).get("reason")
             if r and (not seen or seen[-1] != r):
                 seen.append(r)
@@ -147,7 +152,6 @@ async def test_missing_image_pull_backoff(client, namespace, node):
                 got_backoff.set()
                 return
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
     await client.create(PODS, pod_manifest("noimg", node.name, [
         {"name": "c", "image": "kubeling/does-not-exist:1.0"}]), namespace)
     await asyncio.wait_for(got_backoff.wait(), 30)

@@ -128,16 +128,21 @@ async def test_container_logs_endpoint(client, namespace, node):
     code, text = await asyncio.to_thread(_get, f"http://{node.node_ip}:{node.logs_port}"
                                                 f"/containerLogs/{namespace}/talk/nope")
     assert code == 400 and "not valid" in text
-    # follow streams until the container exits
+    # follow streams until the container exits. The container writes only once the test lets it
+    # (a file it waits for, bounded at 60 s), so a slow status update cannot make it finish first.
     await client.create(PODS, pod_manifest("stream", node.name, [
-        {"name": "c", "command": ["sh", "-c", "sleep 1; for i in 1 2 3; do echo tick$i; sleep 0.3; done"]}],
+        {"name": "c", "command": ["sh", "-c", "n=600; while [ ! -e /tmp/go ] && [ $n -gt 0 ]; do sleep 0.1; "
+                                              "n=$((n-1)); done; for i in 1 2 3; do echo tick$i; sleep 0.3; done"]}],
         restartPolicy="Never"), namespace)
-    await wait_pod(client, namespace, "stream", lambda p: "running" in container_status(p, "c").get("state", {}))
-    t0 = time.monotonic()
-    code, text = await asyncio.to_thread(
-        _get, f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true")
+    p = await wait_pod(client, namespace, "stream", lambda p: "running" in container_status(p, "c").get("state", {}))
+    follow = asyncio.create_task(asyncio.to_thread(
+        _get, f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true"))
+    # While the container is alive and silent, follow must keep the stream open.
+    done, _ = await asyncio.wait({follow}, timeout=1.5)
+    assert not done, f"follow returned while the container was still running: {follow.result()}"
+    node.docker("exec", container_status(p, "c")["containerID"].split("//")[1], "touch", "/tmp/go")
+    code, text = await asyncio.wait_for(follow, 30)
     assert code == 200 and text == "tick1\ntick2\ntick3\n"
-    assert time.monotonic() - t0 >= 0.6
 
 
 async def test_teardown_removes_every_pod_and_the_pod_network(client, namespace, node):

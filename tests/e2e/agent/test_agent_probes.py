@@ -15,8 +15,9 @@ WEB = "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /w
 
 
 async def test_readiness_probe_gates_ready_and_follows_the_server(client, namespace, node):
-    # The page only appears after 3 s; readiness must wait for it, then drop when it goes.
-    cmd = "mkdir -p /www && (sleep 3; echo ok > /www/index.html) & exec httpd -f -p 8080 -h /www"
+    # The server starts without the page: readiness must stay False until the test writes it
+    # (no timed `sleep` in the container that the agent's speed could race), then drop when it goes.
+    cmd = "mkdir -p /www && exec httpd -f -p 8080 -h /www"
     await client.create(PODS, pod_manifest("ready", node.name, [{
         "name": "web", "command": ["sh", "-c", cmd], "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1,
@@ -24,13 +25,19 @@ async def test_readiness_probe_gates_ready_and_follows_the_server(client, namesp
     running = await wait_pod(client, namespace, "ready",
                              lambda p: container_status(p, "web").get("state", {}).get("running"), 60, "running")
     assert condition(running, "Ready") == "False" and container_status(running, "web")["ready"] is False
+    web_id = container_status(running, "web")["containerID"].split("//")[1]
+
+    async def probe_failed():
+        events = (await client.list(EVENTS, namespace, field_selector="involvedObject.name=ready"))["items"]
+        return any(e["reason"] == "Unhealthy" for e in events)
+    # The probe really ran and failed (404) while the page was missing, and the pod stayed unready.
+    await wait_until(probe_failed, 30, "a failed readiness probe")
+    assert condition(await client.get(PODS, "ready", namespace), "Ready") == "False"
+    node.docker("exec", web_id, "sh", "-c", "echo ok > /www/index.html")
     ready = await wait_pod(client, namespace, "ready", lambda p: condition(p, "Ready") == "True", 30, "Ready")
     assert container_status(ready, "web")["ready"] is True
-    node.docker("exec", container_status(ready, "web")["containerID"].split("//")[1], "rm", "/www/index.html")
+    node.docker("exec", web_id, "rm", "/www/index.html")
     await wait_pod(client, namespace, "ready", lambda p: condition(p, "Ready") == "False", 30, "unready again")
-    reasons = {e["reason"] for e in (await client.list(EVENTS, namespace,
-                                                       field_selector="involvedObject.name=ready"))["items"]}
-    assert "Unhealthy" in reasons
 
 
 async def test_liveness_failure_restarts_the_container(client, namespace, node):

@@ -30,7 +30,7 @@ def test_aggregated_discovery_accept_gets_plain_json(kubectl):
     assert json.loads(out)["versions"] == ["v1"]
     groups = json.loads(kubectl("get", "--raw", "/apis").stdout)
     assert groups["kind"] == "APIGroupList"
-    assert {g["name"] for g in groups["groups"]} == {"coordination.k8s.io", "discovery.k8s.io"}
+    assert {g["name"] for g in groups["groups"]} == {"coordination.k8s.io", "discovery.k8s.io", "certificates.k8s.io"}
     resources = json.loads(kubectl("get", "--raw", "/api/v1").stdout)["resources"]
     names = {r["name"] for r in resources}
     assert {"pods/status", "pods/log", "pods/binding", "services/status"} <= names
@@ -41,7 +41,8 @@ def test_aggregated_discovery_accept_gets_plain_json(kubectl):
 
 def test_openapi_v3_index_and_documents(kubectl):
     index = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)["paths"]
-    assert set(index) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1"}
+    assert set(index) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
+                          "apis/certificates.k8s.io/v1"}
     doc = json.loads(kubectl("get", "--raw", index["api/v1"]["serverRelativeURL"]).stdout)
     patch = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "", "version": "v1", "kind": "Pod"}

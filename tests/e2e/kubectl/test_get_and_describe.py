@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 import time
 
 import pytest
@@ -116,19 +118,34 @@ def test_watch_prints_rows_and_delete_waits(kubectl, kns, write, pod_yaml):
     v = kubectl.validate_flags
     kubectl("create", "-n", kns, *v, "-f", write("w0.yaml", pod_yaml("w0")))
     watcher = kubectl.popen("get", "pods", "-n", kns, "-w")
+    # A reader thread, so that waiting for a row is bounded and needs no guessed sleep.
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True).start()
+    got: list[str] = []
+
+    def until(done, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not done([line.split()[:1] for line in got]):
+            left = deadline - time.monotonic()
+            assert left > 0, f"kubectl get -w printed no {what} within 30 s: {got}"
+            try:
+                got.append(lines.get(timeout=left))
+            except queue.Empty:
+                pass
     try:
-        time.sleep(1.5)  # the initial list and the watch from its resourceVersion
+        # w0's row ends the initial list; the watch then goes on from the list's resourceVersion.
+        until(lambda firsts: ["w0"] in firsts, "row of the initial list")
         kubectl("create", "-n", kns, *v, "-f", write("w1.yaml", pod_yaml("w1")))
         kubectl("label", "pod", "w0", "seen=yes", "-n", kns)
         # Unscheduled pods have no grace period: delete returns once the watch saw them go.
         assert kubectl("delete", "pod", "w1", "-n", kns).stdout.strip() == 'pod "w1" deleted'
         assert kubectl("delete", "-n", kns, "-f", write("w0.yaml", pod_yaml("w0"))).stdout.strip() \
             == 'pod "w0" deleted'
-        time.sleep(1)
+        until(lambda firsts: firsts.count(["w0"]) >= 3 and ["w1"] in firsts, "rows of the changes")
     finally:
         watcher.terminate()
-        out, _ = watcher.communicate(timeout=10)
-    rows = _rows(out)
+        watcher.wait(10)
+    rows = _rows("".join(got))
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     names = [r[0] for r in rows[1:]]
     assert names[0] == "w0" and "w1" in names

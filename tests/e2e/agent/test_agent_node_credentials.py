@@ -1,0 +1,106 @@
+"""A real agent and proxy run on credentials of their node's own, not the admin's.
+
+The node joins as `kubeling join` does (bootstrap token -> CSR -> certificate signed
+by the controller-manager), and its agent and proxy then do all their work with
+`system:node:<name>`: register the Node, keep its status and Lease, run a pod and
+report its status, delete it when it goes, watch services. Nothing they do is
+refused, so the Node authorizer and NodeRestriction give a node what it needs.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from agent_nodes import TestNode, condition, pod_manifest, wait_pod, wait_until
+from controlplane.apiserver.authn import bootstrap_token_line
+from kubeling import errors, kubeconfig, pki
+from kubeling.bootstrap import request_node_credentials_async
+from kubeling.client import Client
+from kubeling.resources import lookup
+from tests.conftest import REPO, free_port, start_apiserver, stop_process
+
+pytestmark = pytest.mark.e2e
+PODS, NODES, LEASES, NAMESPACES = lookup("pods"), lookup("nodes"), lookup("leases"), lookup("namespaces")
+BOOT_TOKEN = "e2enod.0123456789abcdef"
+
+
+@pytest.fixture
+async def joined_node(etcd, tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("agent e2e tests need root")
+    port = free_port()
+    node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https")
+    # The serving certificate names the address the node reaches the apiserver on.
+    api_proc, api = start_apiserver(etcd, tmp_path, token="e2e-admin", bind="0.0.0.0", tls=True,
+                                    tls_hosts=(node.root_ip,), extra_tokens=bootstrap_token_line(BOOT_TOKEN),
+                                    port=port)
+    node.ca_pem = api.ca_pem
+    cm_cert, cm_key = pki.issue_cert_pem(api.ca_pem, api.ca_key.read_bytes(), "system:kube-controller-manager")
+    cm_kubeconfig = tmp_path / "cm.kubeconfig"
+    kubeconfig.write(str(cm_kubeconfig), api.url, ca_pem=api.ca_pem, cert_pem=cm_cert, key_pem=cm_key)
+    cm_log = tmp_path / "cm.log"
+    with open(cm_log, "wb") as out:
+        cm_proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig", str(cm_kubeconfig),
+                                    "--cluster-signing-cert-file", str(api.ca_cert),
+                                    "--cluster-signing-key-file", str(api.ca_key)],
+                                   stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    admin = Client(api.url, api.token, ca_pem=api.ca_pem)
+    problems: list[str] = []
+    try:
+        node.create()
+        cert, key = await request_node_credentials_async(f"https://{node.root_ip}:{port}", BOOT_TOKEN,
+                                                         api.ca_pem, node.name, timeout=30)
+        kubeconfig.write(str(node.kubeconfig), f"https://{node.root_ip}:{port}", ca_pem=api.ca_pem,
+                         cert_pem=cert, key_pem=key, user=f"system:node:{node.name}")
+        node.start_agent()
+        node.start_proxy()
+        yield node, admin
+        logs = {"agent": node.log_text(), "proxy": node.proxy_log.read_text(), "apiserver": api.log.read_text(),
+                "controller-manager": cm_log.read_text()}
+        for who, text in logs.items():
+            for bad in ("forbidden: User", "Unauthorized", "Traceback"):
+                if bad in text:
+                    problems.append(f"{who} log has {bad!r}: {text[-3000:]}")
+    finally:
+        print(f"---- agent log of {node.name} ----\n{node.log_text()[-6000:]}")
+        problems += node.destroy()
+        for res, ns in ((NODES, None), (LEASES, "kube-node-lease")):
+            try:
+                await admin.delete(res, node.name, ns)
+            except errors.ApiError:
+                pass
+        await admin.close()
+        stop_process(cm_proc)
+        stop_process(api_proc)
+    assert not problems, problems
+
+
+async def test_agent_and_proxy_work_with_node_credentials(joined_node, unique_name):
+    node, admin = joined_node
+    ns = unique_name
+    await admin.create(NAMESPACES, {"metadata": {"name": ns}})
+
+    async def ready_node():
+        n = await admin.get(NODES, node.name)
+        return n if any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in n.get("status", {}).get("conditions", [])) else None
+    await wait_until(ready_node, 60, "the node Ready")
+    lease = await wait_until(lambda: admin.get(LEASES, node.name, "kube-node-lease"), 30, "the node's lease")
+    assert lease["spec"]["holderIdentity"] == node.name
+    await admin.create(PODS, pod_manifest("web", node.name, [{"name": "web", "command": ["sleep", "3600"]}]), ns)
+    await wait_pod(admin, ns, "web", lambda p: condition(p, "Ready") == "True", 60, "pod Ready")
+    await admin.delete(PODS, "web", ns)
+
+    async def gone():
+        try:
+            await admin.get(PODS, "web", ns)
+        except errors.ApiError as exc:
+            return exc.code == 404
+        return False
+    # The agent stops the containers, then (as the node) deletes the pod for good.
+    await wait_until(gone, 60, "the pod deleted by its node")
+    await admin.delete(NAMESPACES, ns)
