@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
     p.add_argument("--root-dir", default="/var/lib/kubeling/agent", help="checkpoints, CNI cache, volumes")
     p.add_argument("--logs-port", type=int, default=10250)
     p.add_argument("--logs-address", default="0.0.0.0")
+    p.add_argument("--tls-cert-file", default=None,
+                   help="serving certificate of the agent's HTTPS port (default: self-signed under --root-dir/pki)")
+    p.add_argument("--tls-private-key-file", default=None)
+    p.add_argument("--client-ca-file", default=None,
+                   help="CA of the apiserver's kubelet client certificate; without it the agent's "
+                        "logs/exec/port-forward port refuses everyone")
     p.add_argument("--pod-cidr", default=None, help="use this pod CIDR instead of the Node's spec.podCIDR")
     p.add_argument("--node-ip", type=_ip, default=None,
                    help="InternalIP to report (default: the source address towards the API server, "
@@ -66,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         node_ip=a.node_ip, bridge_type=a.cni_bridge_type, ipam_type=a.cni_ipam_type,
         cni_conf_name=a.cni_conf_name, pause_image=a.pause_image, always_pull=a.always_pull,
         status_period=a.node_status_period, cluster_cidr=a.cluster_cidr, node_routes=a.node_routes,
-        route_sync_period=a.route_sync_period), a.teardown)
+        route_sync_period=a.route_sync_period, tls_cert=a.tls_cert_file, tls_key=a.tls_private_key_file,
+        client_ca=a.client_ca_file), a.teardown)
 
 
 async def amain(cfg: AgentConfig) -> None:

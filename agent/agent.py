@@ -12,7 +12,7 @@ from agent.checkpoints import CheckpointStore
 from agent.cni import CniInvoker
 from agent.cni_config import CONF_NAME, conflist, write_conflist
 from agent.events import EventRecorder
-from agent.logs_server import LogsServer
+from agent.logs_server import LogsServer, ensure_serving_cert, tls_context
 from agent.node_ip import node_ip
 from agent.node_routes import NodeRoutesController
 from agent.node_status import NodeStatusReporter
@@ -20,16 +20,19 @@ from agent.pleg import Pleg
 from agent.pod_sync import PodSyncer, SyncConfig
 from agent.pod_workers import PodWorkers
 from agent.probe_results import ProbeResults
+from agent.projected import ObjectVolumes
 from agent.prober import Prober
 from agent.runtime.docker import DockerRuntime
 from kubeling import errors
-from kubeling.client import Client
+from kubeling.client import Client, resource_path
 from kubeling.informer import Informer
 from kubeling.resources import lookup
 
 log = logging.getLogger("agent")
 PODS = lookup("pods")
 CONFIGMAPS = lookup("configmaps")
+SECRETS = lookup("secrets")
+SERVICEACCOUNTS = lookup("serviceaccounts")
 RESYNC_PERIOD = 10.0
 
 
@@ -54,6 +57,11 @@ class AgentConfig:
     cluster_cidr: str | None = "10.244.0.0/16"  # pod traffic to it is not masqueraded
     node_routes: bool = True  # host-gw routes to the other Nodes' pod CIDRs
     route_sync_period: float = 10.0
+    # The agent's server is HTTPS only (see logs_server): its serving certificate
+    # (self-signed under root_dir/pki when not given) and the CA of client certificates.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
 
 
 class Agent:
@@ -73,7 +81,10 @@ class Agent:
         self.syncer = PodSyncer(
             SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull),
             self.runtime, self.cni, self.checkpoints, self.status, self.events, self.probes,
-            self._get_configmap, self.network_ready, self.prober)
+            self._get_configmap, self.network_ready, self.prober,
+            object_volumes=ObjectVolumes(cfg.root_dir, self._get_configmap, self._get_secret, self._request_token,
+                                         cfg.node_name, self.host_ip, memory_backed=True),
+            get_secret=self._get_secret)
         self._by_uid: dict[str, tuple[str, str]] = {}
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}",
                                  on_add=self._pod_changed, on_update=self._pod_updated,
@@ -87,7 +98,7 @@ class Agent:
             period=cfg.status_period)
         self.routes = NodeRoutesController(self.client, cfg.node_name, self.node.pod_cidr, self.host_ip,
                                            period=cfg.route_sync_period)
-        self.logs = LogsServer(self.runtime, self.informer.get)
+        self.logs = LogsServer(self.runtime, self.informer.get, cfg.docker_host)
         self.probes.on_change = self._probe_changed
         self.probes.on_liveness_failure = self._liveness_failed
         self._tasks: list[asyncio.Task] = []
@@ -111,6 +122,21 @@ class Agent:
             if exc.code == 404:
                 return None
             raise
+
+    async def _get_secret(self, ns: str, name: str) -> dict[str, Any] | None:
+        # Read on every sync (no watch): the node authorizer lets a node get only the
+        # Secrets of its pods, by name.
+        try:
+            return await self.client.get(SECRETS, name, ns)
+        except errors.ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def _request_token(self, ns: str, service_account: str, body: dict[str, Any]) -> dict[str, Any]:
+        """TokenRequest with the node's own credentials, bound to the pod in `body`."""
+        return await self.client.request(
+            "POST", resource_path(SERVICEACCOUNTS, ns, service_account, "token"), body)
 
     def _get_pod_by_uid(self, uid: str) -> dict[str, Any] | None:
         key = self._by_uid.get(uid)
@@ -169,7 +195,11 @@ class Agent:
                 self.workers.update(uid)
 
     async def run(self) -> None:
-        await self.logs.start(self.cfg.logs_address, self.cfg.logs_port)
+        cert, key = self.cfg.tls_cert, self.cfg.tls_key
+        if not (cert and key):
+            cert, key = ensure_serving_cert(self.cfg.root_dir, [self.cfg.node_name, self.host_ip])
+        await self.logs.start(self.cfg.logs_address, self.cfg.logs_port,
+                              tls_context(cert, key, self.cfg.client_ca))
         try:
             await self.pleg.relist()
             self.pleg.healthy = True

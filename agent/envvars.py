@@ -1,8 +1,9 @@
 """A container's environment as kubelet builds it: envFrom first, then env in
 order with $(VAR) expansion against what came before; valueFrom reads the
-downward API (fieldRef, resourceFieldRef) and ConfigMaps."""
+downward API (fieldRef, resourceFieldRef), ConfigMaps and Secrets (envFrom too)."""
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,7 +65,8 @@ def resource_value(container: dict[str, Any], ref: dict[str, Any], node_alloc: d
 
 async def container_env(pod: dict[str, Any], container: dict[str, Any], get_configmap: ConfigMapGetter,
                         *, node_name: str = "", host_ip: str = "",
-                        node_alloc: dict[str, str] | None = None) -> list[tuple[str, str]]:
+                        node_alloc: dict[str, str] | None = None,
+                        get_secret: ConfigMapGetter | None = None) -> list[tuple[str, str]]:
     ns = (pod.get("metadata") or {}).get("namespace") or "default"
     env: dict[str, str] = {}
     cache: dict[str, dict[str, Any] | None] = {}
@@ -74,18 +76,37 @@ async def container_env(pod: dict[str, Any], container: dict[str, Any], get_conf
             cache[name] = await get_configmap(ns, name)
         return cache[name]
 
+    secrets_seen: dict[str, dict[str, str] | None] = {}
+
+    async def secret(name: str) -> dict[str, str] | None:
+        """The Secret's data decoded (text); None when it does not exist."""
+        if name not in secrets_seen:
+            obj = await get_secret(ns, name) if get_secret is not None else None
+            secrets_seen[name] = None if obj is None else {
+                k: base64.b64decode(v or "").decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+        return secrets_seen[name]
+
     for src in container.get("envFrom") or []:
-        ref = src.get("configMapRef")
-        if not ref:
-            continue
-        cm = await configmap(ref.get("name", ""))
-        if cm is None:
-            if ref.get("optional"):
-                continue
-            raise ConfigError(f'configmap "{ref.get("name")}" not found')
         prefix = src.get("prefix") or ""
-        for k, v in (cm.get("data") or {}).items():
-            env[prefix + k] = str(v)
+        ref = src.get("configMapRef")
+        if ref:
+            cm = await configmap(ref.get("name", ""))
+            if cm is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'configmap "{ref.get("name")}" not found')
+            for k, v in (cm.get("data") or {}).items():
+                env[prefix + k] = str(v)
+            continue
+        ref = src.get("secretRef")
+        if ref:
+            secret_data = await secret(ref.get("name", ""))
+            if secret_data is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'secret "{ref.get("name")}" not found')
+            for k, v in secret_data.items():
+                env[prefix + k] = v
 
     for ev in container.get("env") or []:
         name = ev.get("name", "")
@@ -113,7 +134,15 @@ async def container_env(pod: dict[str, Any], container: dict[str, Any], get_conf
             env[name] = str(data[key])
         elif source.get("secretKeyRef"):
             ref = source["secretKeyRef"]
-            if ref.get("optional"):
-                continue
-            raise ConfigError(f'secret "{ref.get("name")}" not found')
+            secret_data = await secret(ref.get("name", ""))
+            key = ref.get("key", "")
+            if secret_data is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'secret "{ref.get("name")}" not found')
+            if key not in secret_data:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'couldn\'t find key {key} in Secret {ns}/{ref.get("name")}')
+            env[name] = secret_data[key]
     return list(env.items())

@@ -65,7 +65,9 @@ class PodSyncer:
     def __init__(self, cfg: SyncConfig, runtime: Runtime, cni: CniInvoker, checkpoints: CheckpointStore,
                  status: StatusManager, events: EventRecorder, probes: ProbeResults,
                  get_configmap: Callable[[str, str], Awaitable[dict[str, Any] | None]],
-                 network_ready: Callable[[], bool] = lambda: True, prober: Prober | None = None) -> None:
+                 network_ready: Callable[[], bool] = lambda: True, prober: Prober | None = None,
+                 object_volumes: Any = None,
+                 get_secret: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.cfg = cfg
         self.runtime = runtime
         self.cni = cni
@@ -76,6 +78,11 @@ class PodSyncer:
         self.get_configmap = get_configmap
         self.network_ready = network_ready
         self.prober = prober
+        # configMap/secret/downwardAPI/projected volumes (agent.projected.ObjectVolumes) and
+        # the Secret reader of env/envFrom.
+        self.object_volumes = object_volumes
+        self.get_secret = get_secret
+        self._mount_failure: dict[str, str] = {}
         self.crash_backoff = Backoff()
         self.image_backoff = Backoff()
         # Sandbox creation failures (no network config yet, CNI errors) retry at 1 s doubling to 30 s.
@@ -101,6 +108,7 @@ class PodSyncer:
         if base.get("phase") in ("Succeeded", "Failed"):
             await self._stop_finished(pod, records)
             return SyncResult()
+        await self._sync_object_volumes(pod)
         view, resync = await self._run(pod, records)
         self._update_prober(pod, view)
         status = pod_status({**pod, "status": base}, view, self.probes, self.cfg.host_ip)
@@ -108,6 +116,21 @@ class PodSyncer:
             await self._stop_finished(pod, view.records)
         await self.status.set(pod, status)
         return SyncResult(resync_after=resync)
+
+    async def _sync_object_volumes(self, pod: dict[str, Any]) -> None:
+        """Write or refresh the pod's object volumes (every sync: updates reach the files in
+        place). A failure is a FailedMount event; containers needing that volume wait."""
+        if self.object_volumes is None:
+            return
+        uid = pod["metadata"]["uid"]
+        try:
+            await self.object_volumes.sync(pod)
+            self._mount_failure.pop(uid, None)
+        except Exception as exc:  # any failure of one volume must not stop the pod's sync
+            message = str(exc)
+            if self._mount_failure.get(uid) != message:
+                self._mount_failure[uid] = message
+                self.events.pod_event(pod, WARNING, "FailedMount", message)
 
     def _update_prober(self, pod: dict[str, Any], view: PodRuntimeView) -> None:
         """Probe workers follow the running app containers (a restart is a new id)."""
@@ -308,7 +331,7 @@ class PodSyncer:
         try:
             env = await container_env({**pod, "status": status}, c, self.get_configmap,
                                       node_name=self.cfg.node_name, host_ip=self.cfg.host_ip,
-                                      node_alloc=self.cfg.node_allocatable)
+                                      node_alloc=self.cfg.node_allocatable, get_secret=self.get_secret)
             vols = volumes.prepare_volumes(self.cfg.root_dir, pod)
             binds = volumes.binds(c, vols)
         except (ConfigError, volumes.VolumeError, OSError) as exc:
@@ -424,6 +447,9 @@ class PodSyncer:
         if self.prober is not None:
             self.prober.remove_pod(uid)
         volumes.remove_pod_dir(self.cfg.root_dir, uid)
+        self._mount_failure.pop(uid, None)
+        if self.object_volumes is not None:
+            self.object_volumes.forget(uid)
         self.crash_backoff.forget(uid + "/")
         self.image_backoff.forget(uid + "/")
         self.sandbox_backoff.forget(uid + "/")

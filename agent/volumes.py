@@ -13,6 +13,11 @@ class VolumeError(Exception):
     pass
 
 
+# The directories of kubelet's volume plugins for the kinds agent.projected writes.
+OBJECT_VOLUME_DIRS = {"configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret",
+                      "downwardAPI": "kubernetes.io~downward-api", "projected": "kubernetes.io~projected"}
+
+
 def pod_dir(root: str, uid: str) -> Path:
     return Path(root, "pods", uid)
 
@@ -45,6 +50,14 @@ def prepare_volumes(root: str, pod: dict[str, Any]) -> dict[str, str]:
             elif typ == "File" and not os.path.isfile(path):
                 raise VolumeError(f"hostPath type check failed: {path} is not a file")
             out[name] = path
+        else:
+            # configMap, secret, downwardAPI, projected: written by agent.projected before the
+            # containers start; a volume not (yet) written is not available.
+            kind = next((k for k in OBJECT_VOLUME_DIRS if vol.get(k) is not None), None)
+            if kind is not None:
+                path = pod_dir(root, uid) / "volumes" / OBJECT_VOLUME_DIRS[kind] / name
+                if (path / "..data").is_symlink():
+                    out[name] = str(path)
     return out
 
 
@@ -61,11 +74,20 @@ def binds(container: dict[str, Any], volumes: dict[str, str]) -> list[str]:
     return out
 
 
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path` (from /proc/mounts), deepest first."""
+    prefix = str(path).rstrip("/") + "/"
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
 def remove_pod_dir(root: str, uid: str) -> None:
     d = pod_dir(root, uid)
-    vols = d / "volumes" / "kubernetes.io~empty-dir"
-    if vols.is_dir():
-        for v in vols.iterdir():
-            if os.path.ismount(v):
-                subprocess.run(["umount", str(v)], check=False)
+    # tmpfs of memory emptyDirs, secret and projected volumes: unmounted before the files go.
+    for m in mounts_under(d):
+        subprocess.run(["umount", m], check=False)
     shutil.rmtree(d, ignore_errors=True)

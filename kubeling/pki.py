@@ -42,6 +42,12 @@ def new_key_pem() -> bytes:
                              serialization.NoEncryption())
 
 
+def public_key_pem(private_pem: bytes) -> bytes:
+    """The public half of a PEM private key, PEM (SubjectPublicKeyInfo)."""
+    return _load_key(private_pem).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def _load_key(pem: bytes):  # type: ignore[no-untyped-def]
     try:
         return serialization.load_pem_private_key(pem, password=None)
@@ -233,6 +239,20 @@ def self_signed(cert: Path, key: Path, hosts: list[str], days: int = CA_DAYS) ->
     c = _build(name, k.public_key(), name, k, days=days, ca=True, client=False, server=True, hosts=hosts)
     _write(Path(key), key_pem, 0o600)
     _write(Path(cert), _pem(c), 0o644)
+
+
+# The apiserver's identity towards node agents (kubeadm's apiserver-kubelet-client).
+KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_GROUPS = ("system:masters",)
+
+
+def ensure_kubelet_client(ca_cert: Path, ca_key: Path, cert: Path, key: Path) -> None:
+    """The apiserver's client certificate for the agents' port (made once, with its CA
+    when that does not exist yet; agents take the CA as --client-ca-file)."""
+    if not (Path(ca_cert).exists() and Path(ca_key).exists()):
+        make_ca(Path(ca_cert), Path(ca_key), cn="kubeling-kubelet-client-ca")
+    if not (Path(cert).exists() and Path(key).exists()):
+        issue_cert(Path(ca_cert), Path(ca_key), Path(cert), Path(key), KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUPS)
 
 
 def ensure(cert: Path, key: Path, hosts: list[str] | None = None) -> None:

@@ -56,16 +56,41 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
-    Resource("", "v1", "pods", "Pod", True, ("po",), ("status", "binding", "log"), ("all",)),
+    Resource("", "v1", "pods", "Pod", True, ("po",),
+             ("status", "binding", "log", "exec", "attach", "portforward"), ("all",)),
     Resource("", "v1", "services", "Service", True, ("svc",), ("status",), ("all",)),
     Resource("", "v1", "endpoints", "Endpoints", True, ("ep",), singular="endpoints"),
     Resource("", "v1", "nodes", "Node", False, ("no",), ("status",)),
     Resource("", "v1", "events", "Event", True, ("ev",)),
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    Resource("", "v1", "replicationcontrollers", "ReplicationController", True, ("rc",),
+             ("status", "scale"), ("all",)),
+    Resource("", "v1", "secrets", "Secret", True),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), ("token",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"), ("all",)),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     Resource("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
              ("csr",), ("status", "approval")),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    # Reviews are asked, never stored (controlplane/apiserver/access_review.py answers them).
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False,
+             verbs=("create",)),
+    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+             verbs=("create",)),  # kubectl auth whoami
+    # DaemonSet, StatefulSet, Job, CronJob (their controllers: controlplane/controllers)
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",), ("all",)),
+    Resource("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), ("status", "scale"), ("all",)),
+    Resource("batch", "v1", "jobs", "Job", True, (), ("status",), ("all",)),
+    Resource("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",), ("all",)),
 )
 
 BY_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}

@@ -132,6 +132,10 @@ class ApiServer:
     ca_cert: Path | None = None
     ca_key: Path | None = None
     token_file: Path | None = None
+    # The CA of the apiserver's kubelet client certificate: node agents take it as
+    # --client-ca-file (they answer logs/exec/port-forward to that certificate only).
+    kubelet_ca: Path | None = None
+    kubelet_client: tuple[Path, Path] | None = None  # (cert, key) the apiserver uses
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -140,7 +144,8 @@ class ApiServer:
 
 def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
                     bind: str = "127.0.0.1", *, tls: bool = False, tls_hosts: tuple[str, ...] = (),
-                    extra_tokens: str = "", port: int | None = None) -> tuple[subprocess.Popen, ApiServer]:
+                    extra_tokens: str = "", port: int | None = None,
+                    extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, ApiServer]:
     """An apiserver process on `bind`; its URL uses that address (127.0.0.1 for 0.0.0.0).
     `token` is the admin's. With `tls`, it serves HTTPS with a certificate of a new CA
     in base/pki and accepts client certificates that CA signs; `extra_tokens` are
@@ -165,6 +170,9 @@ def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
                  "--client-ca-file", str(ca_cert)]
         import ssl
         ssl_ctx = ssl.create_default_context(cafile=str(ca_cert))
+    kubelet_ca, kubelet_client = _kubelet_client_cert(base, ca_cert, ca_key)
+    args += ["--kubelet-client-certificate", str(kubelet_client[0]), "--kubelet-client-key", str(kubelet_client[1])]
+    args += list(extra_args)  # more apiserver flags (encryption, service-account keys)
     log_path = base / "apiserver.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -183,7 +191,21 @@ def start_apiserver(etcd: Etcd, base: Path, token: str = "test-token",
     kubeconfig = base / "kubeconfig"
     from kubeling.kubeconfig import write
     write(str(kubeconfig), url, token, ca_cert.read_bytes() if ca_cert else None)
-    return proc, ApiServer(url, token, kubeconfig, log_path, etcd, ca_cert, ca_key, tokens)
+    return proc, ApiServer(url, token, kubeconfig, log_path, etcd, ca_cert, ca_key, tokens, kubelet_ca,
+                           kubelet_client)
+
+
+def _kubelet_client_cert(base: Path, ca_cert: Path | None, ca_key: Path | None) -> tuple[Path, tuple[Path, Path]]:
+    """The apiserver's client certificate towards node agents (CN kube-apiserver-kubelet-client,
+    as kubeadm's), signed by the cluster CA, or without TLS by a CA of its own."""
+    from kubeling import pki
+    d = base / "kubelet-pki"
+    if ca_cert is None or ca_key is None:
+        ca_cert, ca_key = d / "ca.crt", d / "ca.key"
+        pki.make_ca(ca_cert, ca_key)
+    cert, key = d / "apiserver-kubelet-client.crt", d / "apiserver-kubelet-client.key"
+    pki.issue_cert(ca_cert, ca_key, cert, key, "kube-apiserver-kubelet-client", ["system:masters"])
+    return ca_cert, (cert, key)
 
 
 @pytest.fixture(scope="session")

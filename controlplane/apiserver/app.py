@@ -14,11 +14,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeling import errors
+from kubeling import errors, protobuf
 from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
-from . import authn, authz, discovery, node_restriction, openapi, podlogs, watch
+from . import authn, authz, discovery, node_restriction, openapi, podlogs, scale, streaming, watch
+from . import serviceaccount_admission, tokens
+from . import access_review, bootstrap_policy, rbac, rbac_escalation
 from .fieldvalidation import FieldValidator
 from .registry import Registry
 from .storage import Store
@@ -33,6 +35,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
 AUTHN_KEY: web.AppKey[authn.Authenticator] = web.AppKey("authenticator", authn.Authenticator)
+AUTHZ_KEY: web.AppKey[authz.Authorizer] = web.AppKey("authorizer", authz.Authorizer)
 
 
 @dataclass
@@ -90,6 +93,8 @@ async def _read_body(request: web.Request) -> Any:
     try:
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
             return yaml.load(raw, Loader=_YAML_LOADER)
+        if ctype == protobuf.CONTENT_TYPE:  # client-go's default for built-in kinds
+            return protobuf.decode_body(raw)
         if ctype in ("application/json", "text/plain", "application/octet-stream", ""):
             return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
@@ -140,6 +145,10 @@ class ApiHandlers:
             if method == "POST":
                 if res.namespaced and ns is None:
                     raise errors.method_not_allowed(f"POST is not allowed on {request.path}")
+                if res.group in access_review.GROUPS:  # reviews are answered, not stored
+                    user = authn.CURRENT_USER.get() or authn.UNAUTHENTICATED_ADMIN
+                    return _json(access_review.review(request.app[AUTHZ_KEY], res, await _read_body(request),
+                                                      user), 201)
                 fields = FieldValidator(res, request.query.get("fieldValidation"))
                 body = await _read_body(request)
                 fields.check(body)
@@ -155,10 +164,21 @@ class ApiHandlers:
             if method != "POST":
                 raise errors.method_not_allowed("binding only accepts POST")
             return _json(await self.registry.bind(res, ns or "", name, await _read_body(request)), 201)
+        if sub == "token" and res.plural == "serviceaccounts":
+            if method != "POST":
+                raise errors.method_not_allowed("token only accepts POST")
+            return _json(await tokens.request(self.registry, ns or "", name, await _read_body(request),
+                                              self.registry.service_accounts), 201)
         if sub == "log":
             if method != "GET":
                 raise errors.method_not_allowed("log only accepts GET")
             return await podlogs.serve(request, self.registry, ns or "", name)
+        if res.plural == "pods" and sub in streaming.CONNECT_SUBRESOURCES:
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed(f"{method} is not allowed on {sub}")
+            return await streaming.serve(request, self.registry, ns or "", name, sub)
+        if sub == "scale":
+            return _json(await scale.serve(request, self.registry, res, ns, name, _dry_run(request)))
         if sub not in (None, "status", "finalize", "approval"):
             raise errors.method_not_allowed(f"{method} is not supported on {sub}")
         if method == "GET":
@@ -246,6 +266,10 @@ def request_attributes(request: web.Request) -> authz.Attributes:
         return authz.Attributes(verb=request.method.lower() if request.method not in ("GET", "HEAD") else "get",
                                 path=request.path)
     verb = authz.verb_for(request.method, target.name is not None, _bool_query(request, "watch"))
+    if target.resource.plural == "pods" and target.subresource in streaming.CONNECT_SUBRESOURCES:
+        # Connect verbs: a WebSocket GET needs `create` too, as kube-apiserver since 1.31
+        # (AuthorizePodWebsocketUpgradeCreatePermission): exec is never a mere read.
+        verb = "create"
     return authz.Attributes(verb, target.resource.group, target.resource.plural, target.subresource or "",
                             target.namespace or "", target.name or "")
 
@@ -258,11 +282,14 @@ def _auth_middleware(authenticator: authn.Authenticator, registry: Registry):
             return await handler(request)
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport is not None else None
-        user = authenticator.authenticate(peercert, request.headers.get("Authorization", ""))
+        user = await authenticator.authenticate_request(peercert, request.headers.get("Authorization", ""),
+                                                        registry)
         if user is None:
             return _error(errors.unauthorized())
+        authorizer = request.app[AUTHZ_KEY]
+        user = authz.impersonate(authorizer, user, request.headers)  # kubectl --as
         attrs = request_attributes(request)
-        decision = authz.authorize(user, attrs)
+        decision = authorizer.authorize(user, attrs)
         if not decision.allowed:
             return _error(authz.forbidden(user, attrs, decision))
         await node_restriction.admit(user, attrs, registry, request.read, (request.content_type or "").lower())
@@ -294,11 +321,23 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     authentication, every request is the admin."""
     authenticator = authenticator or authn.Authenticator()
     registry = Registry(store)
+    # ServiceAccount tokens: issued by serviceaccounts/<name>/token, authenticated, and the
+    # admission that gives pods a ServiceAccount and its token volume (kube-apiserver with
+    # --service-account-signing-key-file).
+    registry.service_accounts = authenticator.service_accounts
+    if authenticator.service_accounts is not None:
+        registry.create_admission.append(serviceaccount_admission.admit)
     app = web.Application(middlewares=[_errors_middleware, _auth_middleware(authenticator, registry)],
                           client_max_size=MAX_BODY)
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
     app[AUTHN_KEY] = authenticator
+    # Authorization: Node, then RBAC from a watch-fed view of the policy; RBAC writes
+    # may grant only what their author holds.
+    policy = rbac.PolicyCache(store)
+    rbac_authorizer = rbac.RBACAuthorizer(policy)
+    app[AUTHZ_KEY] = authz.Authorizer(rbac_authorizer)
+    registry.validate_admission.append(rbac_escalation.EscalationCheck(app[AUTHZ_KEY], rbac_authorizer))
     handlers = ApiHandlers(registry)
 
     async def ok(_: web.Request) -> web.Response:
@@ -353,6 +392,7 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     async def on_startup(_: web.Application) -> None:
         await store.connect()
         await registry.namespaces.start()
+        await policy.start()
         ns_res = BY_PLURAL[("", "namespaces")]
         for ns in DEFAULT_NAMESPACES:
             try:
@@ -360,8 +400,10 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
             except errors.ApiError as exc:
                 if exc.reason != "AlreadyExists":
                     raise
+        await bootstrap_policy.ensure(registry)  # kube-apiserver's rbac/bootstrap-roles hook
 
     async def on_cleanup(_: web.Application) -> None:
+        await policy.stop()
         await registry.namespaces.stop()
         await store.close()
 

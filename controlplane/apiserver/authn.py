@@ -157,6 +157,8 @@ class Authenticator:
     def __init__(self, token_file: str | None = None, client_ca: bool = False) -> None:
         self.tokens = TokenFile(token_file)
         self.client_ca = client_ca
+        # ServiceAccount JWTs (tokens.ServiceAccountTokens), when the apiserver has the keys.
+        self.service_accounts: Any = None
 
     @property
     def enabled(self) -> bool:
@@ -175,3 +177,14 @@ class Authenticator:
             if token:
                 return self.tokens.lookup(token)
         return None
+
+    async def authenticate_request(self, peercert: dict[str, Any] | None, authorization: str,
+                                   registry: Any) -> UserInfo | None:
+        """authenticate(), then a ServiceAccount token: a JWT this apiserver signed whose
+        ServiceAccount and bound object still exist (that check reads the store)."""
+        user = self.authenticate(peercert, authorization)
+        if user is None and self.service_accounts is not None and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+            if token.count(".") == 2:
+                user = await self.service_accounts.authenticate(token, registry)
+        return user

@@ -1,26 +1,31 @@
-"""What a user may do: kube-apiserver's authorization, for kubeling's few users.
+"""What a user may do: kube-apiserver's authorizer chain.
 
-`authorize(user, attrs)` decides on request attributes alone (verb, resource,
-subresource, namespace, name), as Kubernetes authorizers do:
-- system:masters may do everything;
-- a node (`system:node:<name>` in system:nodes) gets what Kubernetes' Node
-  authorizer and the system:node role give a kubelet: read what an agent and a
-  proxy read, write its own Node and Node status and its own Lease, pods' status
-  and pods' final delete (NodeRestriction then checks the pod is bound to it),
-  events, and CSRs for its next certificate;
-- system:bootstrappers may only create and read CertificateSigningRequests;
-- the components (system:kube-scheduler, system:kube-controller-manager,
-  system:kube-proxy) what their code calls, as their bootstrap roles give them.
-Whatever is not allowed is forbidden. Writes that depend on the stored object
-(the pod a node updates) are checked afterwards by node_restriction.
+`Authorizer.authorize(user, attrs)` decides on request attributes alone (verb,
+resource, subresource, namespace, name, or a non-resource path), in Kubernetes'
+order:
+- system:masters may do everything (kube-apiserver's privileged-group authorizer);
+- the Node authorizer: a node (`system:node:<name>` in system:nodes) gets what
+  Kubernetes' Node authorizer and the system:node rules give a kubelet: read what
+  an agent and a proxy read, write its own Node and Node status and its own Lease,
+  pods' status and pods' final delete (NodeRestriction then checks the pod is
+  bound to it), events, and CSRs for its next certificate;
+- RBAC (rbac.RBACAuthorizer): Roles, ClusterRoles and their bindings, with the
+  components' rights in the bootstrap policy (bootstrap_policy.py);
+- whatever none allowed is forbidden, with the reasons they gave.
+Writes that depend on the stored object (the pod a node updates) are checked
+afterwards by node_restriction; what an RBAC write may grant by rbac_escalation.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubeling import errors
 
-from .authn import AUTHENTICATED, BOOTSTRAPPERS, MASTERS, UserInfo
+from .authn import AUTHENTICATED, MASTERS, UserInfo
+from .rbac import RBACAuthorizer
+from .rbac_rules import Request as Attributes
+from .rbac_rules import rule_allows
 
 READ = ("get", "list", "watch")
 CHANGE = ("create", "update", "patch", "delete")
@@ -28,21 +33,6 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 CERTS = "certificates.k8s.io"
 COORD = "coordination.k8s.io"
 DISCOVERY = "discovery.k8s.io"
-
-
-@dataclass(frozen=True)
-class Attributes:
-    verb: str
-    group: str = ""
-    resource: str = ""  # plural; "" for a non-resource request
-    subresource: str = ""
-    namespace: str = ""
-    name: str = ""
-    path: str = ""  # for non-resource requests
-
-    @property
-    def full_resource(self) -> str:
-        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
 
 
 @dataclass(frozen=True)
@@ -69,67 +59,26 @@ def verb_for(method: str, has_name: bool, watch: bool) -> str:
     return method.lower()
 
 
-@dataclass(frozen=True)
-class Rule:
-    """An RBAC PolicyRule: verbs on resources ("pods", "pods/status", "*") of groups."""
-    verbs: tuple[str, ...]
-    groups: tuple[str, ...]
-    resources: tuple[str, ...]
-
-    def allows(self, a: Attributes) -> bool:
-        return ((a.verb in self.verbs or "*" in self.verbs)
-                and (a.group in self.groups or "*" in self.groups)
-                and (a.full_resource in self.resources or "*" in self.resources
-                     or (not a.subresource and "*/main" in self.resources)))
+def _rule(verbs: tuple[str, ...], groups: tuple[str, ...], resources: tuple[str, ...]) -> dict:
+    return {"verbs": list(verbs), "apiGroups": list(groups), "resources": list(resources)}
 
 
-EVENT_WRITES = Rule(("create", "update", "patch"), ("", "events.k8s.io"), ("events",))
+EVENT_WRITES = _rule(("create", "update", "patch"), ("", "events.k8s.io"), ("events",))
 
-# What each component's code calls (controlplane/scheduler, controlplane/controllers,
-# agent/proxy); the bootstrap ClusterRoles of Kubernetes grant a superset of this.
-COMPONENT_RULES: dict[str, tuple[Rule, ...]] = {
-    "system:kube-scheduler": (
-        Rule(READ, ("",), ("pods", "nodes", "namespaces", "services")),
-        Rule(("create",), ("",), ("pods/binding", "bindings")),
-        Rule(("get", "update", "patch"), ("",), ("pods/status",)),
-        Rule(("delete",), ("",), ("pods",)),  # preemption
-        Rule(READ + ("create", "update", "patch"), (COORD,), ("leases",)),  # leader election
-        EVENT_WRITES,
-    ),
-    "system:kube-controller-manager": (
-        Rule(READ, ("*",), ("*",)),
-        # The namespace controller empties a terminating namespace of everything.
-        Rule(("delete", "deletecollection"), ("", COORD, DISCOVERY), ("*/main",)),
-        Rule(("update", "patch"), ("",), ("namespaces/finalize", "namespaces/status")),
-        Rule(CHANGE, ("",), ("endpoints",)),
-        Rule(CHANGE, (DISCOVERY,), ("endpointslices",)),
-        Rule(("update", "patch"), ("",), ("nodes", "nodes/status")),  # node IPAM writes podCIDR
-        Rule(("update", "patch"), ("",), ("services/status", "pods/status")),
-        Rule(CHANGE, (COORD,), ("leases",)),  # leader election
-        Rule(("update", "patch"), (CERTS,), ("certificatesigningrequests/approval",
-                                              "certificatesigningrequests/status")),
-        EVENT_WRITES,
-    ),
-    "system:kube-proxy": (
-        Rule(READ, ("",), ("services", "endpoints", "nodes")),
-        Rule(READ, (DISCOVERY,), ("endpointslices",)),
-        EVENT_WRITES,
-    ),
-}
-
-BOOTSTRAPPER_RULES = (Rule(("create", "get", "list", "watch"), (CERTS,), ("certificatesigningrequests",)),)
-
-# Node reads: what an agent (its pods, their configmaps, every Node for routes) and a
-# proxy (services, endpoints, endpointslices) read.
-NODE_READS = (
-    Rule(READ, ("",), ("pods", "services", "endpoints", "nodes", "namespaces", "configmaps")),
-    Rule(READ, (DISCOVERY,), ("endpointslices",)),
-    Rule(("create", "get", "list", "watch"), (CERTS,), ("certificatesigningrequests",)),
+# Node reads: what an agent (its pods, their configmaps, secrets and service accounts,
+# every Node for routes) and a proxy (services, endpoints, endpointslices) read.
+# Kubernetes narrows a node's reads of secrets and configmaps to its pods' through a
+# graph of the objects; kubeling has no such graph yet: a node reads them all.
+NODE_RULES = (
+    _rule(READ, ("",), ("pods", "services", "endpoints", "nodes", "namespaces", "configmaps", "secrets",
+                        "serviceaccounts", "persistentvolumeclaims", "persistentvolumes")),
+    _rule(("create",), ("",), ("serviceaccounts/token",)),
+    _rule(READ, (DISCOVERY,), ("endpointslices",)),
+    _rule(("create", "get", "list", "watch"), (CERTS,), ("certificatesigningrequests",)),
+    _rule(("create",), ("authentication.k8s.io",), ("tokenreviews",)),
+    _rule(("create",), ("authorization.k8s.io",), ("subjectaccessreviews", "localsubjectaccessreviews")),
     EVENT_WRITES,
 )
-
-# Non-resource paths any authenticated user may GET (system:discovery, system:public-info-viewer).
-DISCOVERY_PREFIXES = ("/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz")
 
 
 def _no_relationship(node: str) -> Decision:
@@ -139,7 +88,9 @@ def _no_relationship(node: str) -> Decision:
 def authorize_node(node: str, a: Attributes) -> Decision:
     """Kubernetes' Node authorizer (without its graph: reads are not narrowed to the
     objects of the node's pods) plus the name checks of NodeRestriction that need no object."""
-    if any(r.allows(a) for r in NODE_READS):
+    if not a.is_resource:
+        return Decision(False)
+    if any(rule_allows(r, a) for r in NODE_RULES):
         return ALLOW
     if a.group == "" and a.resource == "nodes" and a.subresource in ("", "status"):
         if a.verb == "create" and not a.subresource:
@@ -164,23 +115,70 @@ def authorize_node(node: str, a: Attributes) -> Decision:
     return _no_relationship(node) if a.name else Decision(False)
 
 
-def authorize(user: UserInfo, a: Attributes) -> Decision:
-    if MASTERS in user.groups:
-        return ALLOW
-    if not a.resource:
-        if a.verb == "get" and AUTHENTICATED in user.groups and any(
-                a.path == p or a.path.startswith(p + "/") for p in DISCOVERY_PREFIXES):
+class Authorizer:
+    """The chain: privileged group, Node, RBAC; `rbac` None means RBAC denies all
+    (then only system:masters and nodes get anywhere)."""
+
+    def __init__(self, rbac: RBACAuthorizer | None = None) -> None:
+        self.rbac = rbac
+
+    def authorize(self, user: UserInfo, a: Attributes) -> Decision:
+        if MASTERS in user.groups:
             return ALLOW
-        return Decision(False)
-    node = user.node_name
-    if node is not None:
-        return authorize_node(node, a)
-    rules: tuple[Rule, ...] = COMPONENT_RULES.get(user.name, ())
-    if BOOTSTRAPPERS in user.groups:
-        rules += BOOTSTRAPPER_RULES
-    if any(r.allows(a) for r in rules):
-        return ALLOW
-    return Decision(False)
+        reasons = []
+        node = user.node_name
+        if node is not None:
+            decision = authorize_node(node, a)
+            if decision.allowed:
+                return decision
+            if decision.reason:
+                reasons.append(decision.reason)
+        if self.rbac is not None:
+            allowed, reason = self.rbac.allows(user.name, user.groups, a)
+            if allowed:
+                return Decision(True, reason)
+            if reason:
+                reasons.append(reason)
+        # Kubernetes' union authorizer joins its members' reasons with newlines.
+        return Decision(False, "\n".join(reasons))
+
+
+IMPERSONATE_USER, IMPERSONATE_GROUP = "Impersonate-User", "Impersonate-Group"
+SA_PREFIX = "system:serviceaccount:"
+
+
+def impersonate(authorizer: Authorizer, user: UserInfo, headers: Mapping[str, str]) -> UserInfo:
+    """The user a request acts as (`kubectl --as/--as-group`): kube-apiserver's
+    impersonation filter. Needs `impersonate` on users / groups / serviceaccounts;
+    raises the 403 otherwise. Without the headers, `user` itself."""
+    name = headers.get(IMPERSONATE_USER, "")
+    groups = headers.getall(IMPERSONATE_GROUP, []) if hasattr(headers, "getall") else []
+    if not name:
+        if groups:
+            raise errors.ApiError(500, "InternalError", "requested impersonation of groups without a user")
+        return user
+    checks = []
+    if name.startswith(SA_PREFIX) and name.count(":") == 3:
+        ns, sa = name[len(SA_PREFIX):].split(":", 1)
+        checks.append(Attributes("impersonate", "", "serviceaccounts", "", ns, sa))
+    else:
+        checks.append(Attributes("impersonate", "", "users", "", "", name))
+    checks += [Attributes("impersonate", "", "groups", "", "", g) for g in groups]
+    for a in checks:
+        decision = authorizer.authorize(user, a)
+        if not decision.allowed:
+            raise errors.ApiError(403, "Forbidden",
+                                  f'{a.resource} "{a.name}" is forbidden: User "{user.name}" cannot impersonate '
+                                  f'resource "{a.resource}" in API group "" '
+                                  + (f'in the namespace "{a.namespace}"' if a.namespace else "at the cluster scope"),
+                                  {"name": a.name, "kind": a.resource})
+    new_groups = list(groups)
+    if name.startswith(SA_PREFIX) and not groups:
+        ns = name[len(SA_PREFIX):].split(":", 1)[0]
+        new_groups = ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]
+    if AUTHENTICATED not in new_groups and name != "system:anonymous":
+        new_groups.append(AUTHENTICATED)
+    return UserInfo(name, "", tuple(dict.fromkeys(new_groups)))
 
 
 def forbidden(user: UserInfo, a: Attributes, decision: Decision) -> errors.ApiError:

@@ -9,10 +9,18 @@ SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
     "finalize": ["update"],
     "approval": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
 }
-SUBRESOURCE_KINDS = {"binding": "Binding"}
+SUBRESOURCE_KINDS = {"binding": "Binding", "scale": "Scale", "exec": "PodExecOptions",
+                     "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
+# Subresources served in another group-version than their parent (kubectl's scale
+# client reads these to know it talks autoscaling/v1 Scale).
+SUBRESOURCE_GROUP_VERSIONS = {"scale": ("autoscaling", "v1")}
 
 
 def _entries(r: Resource) -> list[dict[str, Any]]:
@@ -24,8 +32,11 @@ def _entries(r: Resource) -> list[dict[str, Any]]:
         main["categories"] = list(r.categories)
     out = [main]
     for sub in r.subresources:
-        out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                    "kind": SUBRESOURCE_KINDS.get(sub, r.kind), "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])})
+        entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                 "kind": SUBRESOURCE_KINDS.get(sub, r.kind), "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])}
+        if sub in SUBRESOURCE_GROUP_VERSIONS:
+            entry["group"], entry["version"] = SUBRESOURCE_GROUP_VERSIONS[sub]
+        out.append(entry)
     return out
 
 

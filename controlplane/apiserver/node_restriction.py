@@ -65,6 +65,12 @@ async def admit(user: UserInfo, a: Attributes, registry: Registry, read_body: An
         if a.namespace != NODE_LEASE_NAMESPACE or name != node:
             raise _forbidden(a, name, "can only access node lease with the same name as the requesting node")
         return
+    if a.group == "" and a.resource == "secrets":
+        await _node_reads_secret(a, registry, node)
+        return
+    if a.group == "" and a.resource == "serviceaccounts" and a.subresource == "token":
+        await _node_requests_token(a, registry, node, _decode(await read_body(), content_type))
+        return
     if a.group == "" and a.resource == "pods" and a.name:
         if a.subresource == "status" and a.verb in ("update", "patch"):
             refusal = f'node "{node}" can only update pod status for pods with spec.nodeName set to itself'
@@ -93,3 +99,84 @@ async def _no_taint_change(a: Attributes, registry: Registry, node: str, body: A
     new = (spec.get("taints") or []) if isinstance(spec, dict) else []
     if old != new:
         raise _forbidden(a, node, f'node "{node}" is not allowed to modify taints')
+
+
+def _pod_secret_names(pod: dict[str, Any]) -> set[str]:
+    """Every Secret a pod references: volumes, projected sources, env, envFrom, image pull secrets
+    (the edges Kubernetes' node authorizer graph holds)."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    names: set[str] = set()
+    for ref in spec.get("imagePullSecrets") or []:
+        if isinstance(ref, dict) and ref.get("name"):
+            names.add(ref["name"])
+    for vol in spec.get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        if isinstance(vol.get("secret"), dict) and vol["secret"].get("secretName"):
+            names.add(vol["secret"]["secretName"])
+        for src in ((vol.get("projected") or {}).get("sources") or []) if isinstance(vol.get("projected"), dict) else []:
+            if isinstance(src, dict) and isinstance(src.get("secret"), dict) and src["secret"].get("name"):
+                names.add(src["secret"]["name"])
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(field) or []:
+            if not isinstance(c, dict):
+                continue
+            for src in c.get("envFrom") or []:
+                ref = src.get("secretRef") if isinstance(src, dict) else None
+                if isinstance(ref, dict) and ref.get("name"):
+                    names.add(ref["name"])
+            for ev in c.get("env") or []:
+                vf = ev.get("valueFrom") if isinstance(ev, dict) else None
+                ref = vf.get("secretKeyRef") if isinstance(vf, dict) else None
+                if isinstance(ref, dict) and ref.get("name"):
+                    names.add(ref["name"])
+    return names
+
+
+async def _pods_on_node(registry: Registry, namespace: str, node: str) -> list[dict[str, Any]]:
+    listed = await registry.list(BY_PLURAL[("", "pods")], namespace, field_selector=f"spec.nodeName={node}")
+    return listed["items"]
+
+
+def _no_relationship(a: Attributes, node: str) -> errors.ApiError:
+    qualified = f"{a.resource}.{a.group}" if a.group else a.resource
+    target = f'{qualified} "{a.name}"' if a.name else qualified
+    scope = f'in the namespace "{a.namespace}"' if a.namespace else "at the cluster scope"
+    return errors.ApiError(
+        403, "Forbidden",
+        f'{target} is forbidden: User "system:node:{node}" cannot {a.verb} resource "{a.full_resource}" '
+        f'in API group "{a.group}" {scope}: no relationship found between node \'{node}\' and this object',
+        {"kind": a.resource, **({"name": a.name} if a.name else {})})
+
+
+async def _node_reads_secret(a: Attributes, registry: Registry, node: str) -> None:
+    """A node reads a Secret only by name, and only one a pod bound to it references
+    (checked at request time instead of Kubernetes' graph: same answer, one list)."""
+    if a.verb != "get" or not a.name:
+        raise _no_relationship(a, node)
+    for pod in await _pods_on_node(registry, a.namespace, node):
+        if a.name in _pod_secret_names(pod):
+            return
+    raise _no_relationship(a, node)
+
+
+async def _node_requests_token(a: Attributes, registry: Registry, node: str, body: Any) -> None:
+    """NodeRestriction on TokenRequest: bound to a pod (with its uid) that runs on this
+    node as this ServiceAccount."""
+    spec = body.get("spec") if isinstance(body, dict) and isinstance(body.get("spec"), dict) else {}
+    ref = spec.get("boundObjectRef")
+    if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+        raise _forbidden(a, a.name, "node requested token not bound to a pod")
+    if not ref.get("uid"):
+        raise _forbidden(a, a.name, "node requested token with a pod binding without a uid")
+    try:
+        pod = await registry.get(BY_PLURAL[("", "pods")], a.namespace, ref.get("name") or "")
+    except errors.ApiError:
+        raise _forbidden(a, a.name, "node requested token bound to a pod that does not exist") from None
+    pspec = pod.get("spec") or {}
+    if pod["metadata"].get("uid") != ref["uid"]:
+        raise _forbidden(a, a.name, "the UID in the bound object reference does not match the pod")
+    if (pspec.get("nodeName") or "") != node:
+        raise _forbidden(a, a.name, "node requested token bound to a pod scheduled on a different node")
+    if (pspec.get("serviceAccountName") or "default") != a.name:
+        raise _forbidden(a, a.name, "node requested token for a service account the pod does not use")

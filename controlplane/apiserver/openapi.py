@@ -16,6 +16,7 @@ from kubeling import schema
 from kubeling.resources import GROUPS, RESOURCES, Resource
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+SCALE = "io.k8s.api.autoscaling.v1.Scale"
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 
@@ -55,14 +56,17 @@ def _path_param(name: str) -> dict[str, Any]:
 
 
 def _op(res: Resource, action: str, verb_id: str, response: str, *, params: list[dict[str, Any]] = (),
-        body: str | None = None, body_types: tuple[str, ...] = ("*/*",), kind: str | None = None) -> dict[str, Any]:
+        body: str | None = None, body_types: tuple[str, ...] = ("*/*",), kind: str | None = None,
+        group: tuple[str, str] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "description": f"{action} {res.kind}", "operationId": verb_id, "tags": [res.group or "core_v1"],
         "parameters": list(params),
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}},
                       "401": {"description": "Unauthorized"}},
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": res.group, "version": res.version, "kind": kind or res.kind},
+        "x-kubernetes-group-version-kind": {"group": (group or (res.group, res.version))[0],
+                                            "version": (group or (res.group, res.version))[1],
+                                            "kind": kind or res.kind},
     }
     if body is not None:
         op["requestBody"] = {"required": True,
@@ -111,6 +115,16 @@ def _paths_for(res: Resource) -> dict[str, dict[str, Any]]:
             "patch": _op(res, "patch", f"patch{ident}{ns_kind}Status", definition, params=[*write, _FORCE],
                          body=f"{META}.Patch", body_types=PATCH_TYPES),
         }
+    if "scale" in res.subresources:
+        scale = SCALE
+        paths[f"{collection}/{{name}}/scale"] = {
+            "parameters": [_path_param("name"), *scope],
+            "get": _op(res, "get", f"read{ident}{ns_kind}Scale", scale, kind="Scale", group=("autoscaling", "v1")),
+            "put": _op(res, "put", f"replace{ident}{ns_kind}Scale", scale, params=write, body=scale, kind="Scale",
+                       group=("autoscaling", "v1")),
+            "patch": _op(res, "patch", f"patch{ident}{ns_kind}Scale", scale, params=[*write, _FORCE],
+                         body=f"{META}.Patch", body_types=PATCH_TYPES, kind="Scale", group=("autoscaling", "v1")),
+        }
     if "binding" in res.subresources:
         paths[f"{collection}/{{name}}/binding"] = {
             "parameters": [_path_param("name"), *scope],
@@ -158,6 +172,8 @@ def document_bytes(group: str, version: str) -> bytes | None:
             roots += [n for n in (schema.kind_definition(res.kind), schema.list_definition(res.kind)) if n]
             if "binding" in res.subresources:
                 roots.append("io.k8s.api.core.v1.Binding")
+            if "scale" in res.subresources:
+                roots.append(SCALE)
     schemas = _referenced(roots)
     schemas[f"{META}.Patch"] = {"type": "object", "description": "Patch is provided to give a concrete name "
                                 "and type to the Kubernetes PATCH request body."}

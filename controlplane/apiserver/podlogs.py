@@ -2,7 +2,8 @@
 
 Like the kube-apiserver's LogREST: the container defaults to the
 `kubectl.kubernetes.io/default-container` annotation or the only container;
-the request goes to the node's InternalIP at its daemonEndpoints port.
+the request goes to the node's InternalIP at its daemonEndpoints port, over TLS
+with the apiserver's kubelet client certificate.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kubeling import errors
 from kubeling.resources import BY_PLURAL
 
 from .registry import Registry
+from .streaming import kubelet_client, node_address
 
 PASSED = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes")
 
@@ -38,14 +40,9 @@ def _container(pod: dict[str, Any], asked: str | None) -> str:
 
 
 def _node_endpoint(node: dict[str, Any]) -> str:
-    status = node.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
-    host = addrs.get("InternalIP") or addrs.get("Hostname")
-    if not port or not host:
-        raise errors.ApiError(503, "ServiceUnavailable",
-                              f"node {node['metadata']['name']} does not publish a log endpoint")
-    return f"http://{host}:{port}"
+    """The agent's HTTPS base URL (it serves TLS only, see agent/logs_server.py)."""
+    host, port = node_address(node)
+    return f"https://{host}:{port}"
 
 
 async def serve(request: web.Request, registry: Registry, ns: str, name: str) -> web.StreamResponse:
@@ -59,7 +56,8 @@ async def serve(request: web.Request, registry: Registry, ns: str, name: str) ->
     params = {k: request.query[k] for k in PASSED if k in request.query}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=kubelet_client(request).ssl_context())
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             async with session.get(url, params=params) as upstream:
                 if upstream.status >= 400:
                     text = (await upstream.text()).strip()

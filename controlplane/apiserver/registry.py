@@ -57,6 +57,13 @@ class Registry:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.namespaces = NamespaceCache(store)
+        # Mutating admission on create (ServiceAccount admission for pods), run before
+        # defaulting and validation: each is `await plugin(registry, resource, obj)`.
+        self.create_admission: list[Callable[[Registry, Resource, dict[str, Any]], Awaitable[None]]] = []
+        # Validating admission on create and update, after validation: each is
+        # `await plugin(resource, obj, old)` (old None on create); RBAC's escalation check.
+        self.validate_admission: list[Callable[[Resource, dict[str, Any], dict[str, Any] | None],
+                                               Awaitable[None]]] = []
 
     # ---- reads -------------------------------------------------------------
 
@@ -164,9 +171,13 @@ class Registry:
                       "deletionGracePeriodSeconds", "generation", "selfLink"):
             meta.pop(field, None)
         strategies.for_resource(res).prepare_for_create(obj)
+        for plugin in self.create_admission:
+            await plugin(self, res, obj)
         self._admit(res, obj, None)
+        for check in self.validate_admission:
+            await check(res, obj, None)
         await self._namespace_open(res, ns, meta.get("name") or "")
-        meta["uid"] = objectmeta.new_uid()
+        meta["uid"] = meta.get("uid") or objectmeta.new_uid()  # a strategy may need it early (Job selectors)
         meta["creationTimestamp"] = objectmeta.now()
         meta["generation"] = 1
         claims: tuple[str, ...] = ()
@@ -308,6 +319,8 @@ class Registry:
         if service_spec:
             allocator.carry_forward(new, current)
         self._admit(res, new, current)
+        for check in self.validate_admission:
+            await check(res, new, current)
         if service_spec:
             await self._allocate(new, current)
         return new
@@ -385,7 +398,8 @@ class Registry:
                                       f"{meta.get('resourceVersion')}", res.group)
             grace = strategy.grace_period(current, requested)
             rev = int(meta["resourceVersion"])
-            hold = bool(meta.get("finalizers")) or grace > 0 or not self._finalizable(res, current)
+            finalizers = gc_finalizers(res, meta, options)
+            hold = bool(finalizers) or grace > 0 or not self._finalizable(res, current)
             if not hold:
                 if dry_run:
                     return current, True
@@ -397,9 +411,13 @@ class Registry:
                 return current, True
             new = copy.deepcopy(current)
             nmeta = new["metadata"]
+            if finalizers != (meta.get("finalizers") or []):
+                nmeta["finalizers"] = finalizers
             old_grace = nmeta.get("deletionGracePeriodSeconds")
             if nmeta.get("deletionTimestamp") and isinstance(old_grace, int) and old_grace <= grace:
-                return current, False  # a later delete may only shorten the grace period
+                if new == current:
+                    return current, False  # a later delete may only shorten the grace period
+                grace = old_grace
             nmeta["deletionTimestamp"] = _now_plus(grace)
             nmeta["deletionGracePeriodSeconds"] = grace
             if res.plural == "namespaces":
@@ -458,6 +476,45 @@ class Registry:
 
         await self._guaranteed_update(res, ns, name, mutate)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+# The garbage collector's default when a delete names no policy (the strategies'
+# DefaultGarbageCollectionPolicy): core/v1 ReplicationControllers orphan, for
+# backwards compatibility; everything else deletes its dependents in the background.
+ORPHAN_BY_DEFAULT = {("", "replicationcontrollers")}
+
+
+def gc_finalizers(res: Resource, meta: dict[str, Any], options: dict[str, Any]) -> list[Any]:
+    """The object's finalizers after a delete with these DeleteOptions: the
+    garbage collector's `orphan` / `foregroundDeletion` added or removed as the
+    propagation policy says (apiserver's deletionFinalizersForGarbageCollection)."""
+    current = list(meta.get("finalizers") or [])
+    policy = options.get("propagationPolicy")
+    orphan = options.get("orphanDependents")
+    if policy is not None and orphan is not None:
+        raise errors.invalid("DeleteOptions", "", [errors.invalid_value(
+            "orphanDependents", orphan, "Cannot both set OrphanDependents and PropagationPolicy")])
+    if policy is not None and policy not in PROPAGATION_POLICIES:
+        raise errors.invalid("DeleteOptions", "", [errors.not_supported(
+            "propagationPolicy", policy, list(PROPAGATION_POLICIES))])
+    if policy is None and orphan is not None:
+        policy = "Orphan" if orphan else "Background"
+    if policy is None:
+        if meta.get("deletionTimestamp"):
+            return current  # a repeated delete keeps what the first one chose
+        has_gc = ORPHAN_FINALIZER in current or FOREGROUND_FINALIZER in current
+        if has_gc or (res.group, res.plural) not in ORPHAN_BY_DEFAULT:
+            return current
+        policy = "Orphan"
+    out = [f for f in current if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    if policy == "Orphan":
+        out.append(ORPHAN_FINALIZER)
+    elif policy == "Foreground":
+        out.append(FOREGROUND_FINALIZER)
+    return out
 
 
 def _decode_patch(kind: str, raw: bytes) -> Any:

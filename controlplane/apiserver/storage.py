@@ -17,6 +17,8 @@ from aetcd import exceptions as etcd_errors
 
 from kubeling import errors
 
+from . import encryption
+
 
 class KeyExists(Exception):
     pass
@@ -66,14 +68,15 @@ def _encode(obj: dict[str, Any]) -> bytes:
     meta = obj.get("metadata") or {}
     rv = meta.pop("resourceVersion", None)
     try:
-        return json.dumps(obj, separators=(",", ":")).encode()
+        # Resources named in --encryption-provider-config (secrets) are encrypted here.
+        return encryption.to_storage(obj, json.dumps(obj, separators=(",", ":")).encode())
     finally:
         if rv is not None:
             meta["resourceVersion"] = rv
 
 
 def _decode(value: bytes, revision: int) -> dict[str, Any]:
-    obj = json.loads(value)
+    obj = json.loads(encryption.from_storage(value))
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 

@@ -13,6 +13,8 @@ from kubeling.resources import Resource
 
 # Resources with a status subresource: writes to the main resource keep status.
 WITH_STATUS = {"pods", "services", "nodes", "namespaces", "certificatesigningrequests"}
+WITH_STATUS |= {"deployments", "replicasets", "replicationcontrollers"}
+WITH_STATUS |= {"daemonsets", "statefulsets", "jobs", "cronjobs"}
 
 
 class Strategy:
@@ -120,7 +122,17 @@ class CertificateSigningRequestStrategy(Strategy):
         return result
 
 
+class WorkloadStrategy(Strategy):
+    """Deployments, ReplicaSets, ReplicationControllers: status is the controller's."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        obj["status"] = {}
+
+
 _STRATEGIES: dict[str, Strategy] = {
+    "deployments": WorkloadStrategy(),
+    "replicasets": WorkloadStrategy(),
+    "replicationcontrollers": WorkloadStrategy(),
     "certificatesigningrequests": CertificateSigningRequestStrategy(),
     "pods": PodStrategy(),
     "namespaces": NamespaceStrategy(),
@@ -130,4 +142,51 @@ _DEFAULT = Strategy()
 
 
 def for_resource(resource: Resource) -> Strategy:
+    if resource.plural == "secrets" and resource.group == "":
+        from .secrets import SecretStrategy  # its own module: secrets.py imports Strategy from here
+        _STRATEGIES.setdefault("secrets", SecretStrategy())
     return _STRATEGIES.get(resource.plural, _DEFAULT)
+
+
+# ---- DaemonSet, StatefulSet, Job, CronJob -----------------------------
+
+class ResetStatusStrategy(Strategy):
+    """Workload kinds: a create starts with an empty status (the controller fills it)."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        obj["status"] = {}
+
+
+JOB_NAME_LABEL, JOB_UID_LABEL = "batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid"
+LEGACY_JOB_NAME_LABEL, LEGACY_JOB_UID_LABEL = "job-name", "controller-uid"
+
+
+class JobStrategy(ResetStatusStrategy):
+    """Kubernetes' job strategy: unless spec.manualSelector, the server makes the selector
+    from the job's own uid and puts the matching labels on the pod template."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        super().prepare_for_create(obj)
+        from . import objectmeta
+        meta = obj.get("metadata")
+        spec = obj.get("spec")
+        if not isinstance(meta, dict) or not isinstance(spec, dict) or spec.get("manualSelector") is True:
+            return
+        uid = meta["uid"] = objectmeta.new_uid()
+        template = spec.get("template")
+        if not isinstance(template, dict):
+            return
+        tmeta = template.setdefault("metadata", {})
+        if not isinstance(tmeta, dict):
+            return
+        labels = tmeta.get("labels") if isinstance(tmeta.get("labels"), dict) else {}
+        name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+        labels.update({LEGACY_JOB_UID_LABEL: uid, LEGACY_JOB_NAME_LABEL: name,
+                       JOB_UID_LABEL: uid, JOB_NAME_LABEL: name})
+        tmeta["labels"] = labels
+        if spec.get("selector") is None:
+            spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
+
+
+_STRATEGIES.update({"daemonsets": ResetStatusStrategy(), "statefulsets": ResetStatusStrategy(),
+                    "jobs": JobStrategy(), "cronjobs": ResetStatusStrategy()})

@@ -6,12 +6,17 @@ import asyncio
 import logging
 
 from kubeling.client import Client
+from kubeling.resources import lookup
 
 from .csr_signer import CSRSigningController
 from .endpoints import EndpointsController
 from .endpointslices import EndpointSliceController
 from .nodeipam import NodeIpamController
 from .namespace import NamespaceController
+from .deployment import DeploymentController
+from .garbage_collector import GarbageCollector
+from .replicaset import ReplicaSetController
+from .shared_informers import SharedInformers
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -19,12 +24,38 @@ async def main(args: argparse.Namespace) -> None:
     controllers = [NodeIpamController(client, args.cluster_cidr, args.node_cidr_mask_size),
                    NamespaceController(client), EndpointsController(client),
                    EndpointSliceController(client)]
+    # The workload controllers and the garbage collector share one informer per resource.
+    informers = SharedInformers(client)
+    controllers += [ReplicaSetController(client, informers),
+                    ReplicaSetController(client, informers, lookup("replicationcontrollers")),
+                    DeploymentController(client, informers), GarbageCollector(client, informers)]
+    # admin/edit/view gather the rules of the ClusterRoles labelled aggregate-to-*.
+    from .clusterrole_aggregation import ClusterRoleAggregationController
+    controllers.append(ClusterRoleAggregationController(client, informers))
     if args.cluster_signing_cert_file:
         # Nodes that join get their client certificates from here.
         controllers.append(CSRSigningController(client, args.cluster_signing_cert_file,
                                                 args.cluster_signing_key_file))
+    # Every namespace gets its `default` ServiceAccount and (with --root-ca-file) kube-root-ca.crt.
+    from pathlib import Path
+
+    from .root_ca_publisher import RootCACertPublisher
+    from .serviceaccounts import ServiceAccountsController
+    controllers.append(ServiceAccountsController(client))
+    if args.root_ca_file:
+        controllers.append(RootCACertPublisher(client, Path(args.root_ca_file).read_bytes()))
+    # Workload controllers share one informer per resource (client-go's SharedInformerFactory).
+    shared = informers
+    from .cronjob import CronJobController
+    from .daemonset import DaemonSetController
+    from .job import JobController
+    from .statefulset import StatefulSetController
+    from .ttl_after_finished import TTLAfterFinishedController
+    controllers += [DaemonSetController(client, shared), StatefulSetController(client, shared),
+                    JobController(client, shared), CronJobController(client, shared),
+                    TTLAfterFinishedController(client, shared)]
     try:
-        await asyncio.gather(*(c.run() for c in controllers))
+        await asyncio.gather(shared.run(), *(c.run() for c in controllers))
     finally:
         await client.close()
 
@@ -36,6 +67,8 @@ parser.add_argument("--node-cidr-mask-size", type=int, default=24)
 parser.add_argument("--cluster-signing-cert-file", default=None,
                     help="CA certificate that signs approved node client CSRs (with --cluster-signing-key-file)")
 parser.add_argument("--cluster-signing-key-file", default=None, help="private key of --cluster-signing-cert-file")
+parser.add_argument("--root-ca-file", default=None,
+                    help="the CA that verifies the apiserver, published as ConfigMap kube-root-ca.crt in every namespace")
 args = parser.parse_args()
 if bool(args.cluster_signing_cert_file) != bool(args.cluster_signing_key_file):
     parser.error("--cluster-signing-cert-file and --cluster-signing-key-file go together")

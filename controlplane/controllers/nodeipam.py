@@ -37,6 +37,9 @@ class CidrSet:
         for cidr in [c for c, n in self.used.items() if n == node]:
             del self.used[cidr]
 
+    def of(self, node: str) -> str | None:
+        return next((c for c, n in self.used.items() if n == node), None)
+
     def allocate(self, node: str) -> str:
         for net in self.cluster.subnets(new_prefix=self.prefix):
             cidr = str(net)
@@ -70,6 +73,11 @@ class NodeIpamController:
         await self._assign(name)
 
     async def _assign(self, name: str) -> None:
+        # An update of the Node (its agent's status) can arrive before the watch shows our
+        # own patch: the range it already holds is in flight, and a second one would be
+        # refused ("may not change podCIDR") and leave a hole.
+        if self.cidrs.of(name) is not None:
+            return
         try:
             cidr = self.cidrs.allocate(name)
         except RangeFull as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from kubeling import kubeconfig, pki
+from kubeling import encryption_config, kubeconfig, pki
 
 from .components import component_argv
 
@@ -50,6 +50,14 @@ class Layout:
     @property
     def key(self) -> Path:
         return self.config_dir / "pki" / "apiserver.key"
+
+    @property
+    def encryption_config(self) -> Path:
+        return self.config_dir / "encryption-config.yaml"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.config_dir / "pki" / "sa.key"
 
     @property
     def kubeconfig(self) -> Path:
@@ -102,6 +110,25 @@ def _etcd_argv(layout: Layout) -> list[str]:
             "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "10m"]
 
 
+def _wait_default_serviceaccount(layout: Layout, token: str, timeout: float = 30) -> bool:
+    """Wait until the controller manager made `default/default`: pods are refused until their
+    namespace's ServiceAccount exists (ServiceAccount admission), so `up` returns when a pod
+    applied right after it is accepted."""
+    ctx = ssl.create_default_context(cafile=str(layout.cert))
+    req = urllib.request.Request(layout.server + "/api/v1/namespaces/default/serviceaccounts/default",
+                                 headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:  # not there yet (404) or the apiserver is busy
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def _settled(_: Layout) -> bool:
     # Clients of the apiserver have no port of their own; alive after a moment is ready.
     time.sleep(1.0)
@@ -117,13 +144,22 @@ COMPONENTS: tuple[Component, ...] = (
     Component("apiserver", lambda lay: component_argv("apiserver", [
         "--etcd", lay.etcd_url, "--port", str(lay.apiserver_port),
         "--token-file", str(lay.token_file),
-        "--tls-cert-file", str(lay.cert), "--tls-private-key-file", str(lay.key)]), _healthz),
-    Component("controller-manager", _client_argv("controller-manager"), _settled),
+        "--tls-cert-file", str(lay.cert), "--tls-private-key-file", str(lay.key),
+        "--encryption-provider-config", str(lay.encryption_config),
+        "--service-account-signing-key-file", str(lay.sa_key),
+        "--service-account-key-file", str(lay.sa_key),
+        # The agents' port answers only this certificate (see agent/logs_server.py).
+        "--kubelet-client-certificate", str(lay.config_dir / "pki" / "apiserver-kubelet-client.crt"),
+        "--kubelet-client-key", str(lay.config_dir / "pki" / "apiserver-kubelet-client.key")]), _healthz),
+    # The self-signed serving certificate is the CA that verifies the apiserver: kube-root-ca.crt.
+    Component("controller-manager", lambda lay: component_argv("controller-manager", [
+        "--kubeconfig", str(lay.kubeconfig), "--root-ca-file", str(lay.cert)]), _settled),
     Component("scheduler", _client_argv("scheduler"), _settled),
     Component("cni-daemon", lambda lay: component_argv("cni-daemon", ["--socket", str(lay.cni_socket)]),
               lambda lay: lay.cni_socket.exists(), node=True),
     Component("agent", lambda lay: component_argv("agent", [
-        "--kubeconfig", str(lay.kubeconfig), "--root-dir", str(lay.data_dir / "agent")]), _settled, node=True),
+        "--kubeconfig", str(lay.kubeconfig), "--root-dir", str(lay.data_dir / "agent"),
+        "--client-ca-file", str(lay.config_dir / "pki" / "kubelet-ca.crt")]), _settled, node=True),
     Component("proxy", _client_argv("proxy"), _settled, node=True),
 )
 
@@ -254,10 +290,21 @@ def up_cmd(node: bool, **kw: object) -> None:
         d.mkdir(parents=True, exist_ok=True)
     token = _ensure_token(layout)
     pki.ensure(layout.cert, layout.key)
+    d = layout.config_dir / "pki"
+    pki.ensure_kubelet_client(d / "kubelet-ca.crt", d / "kubelet-ca.key", d / "apiserver-kubelet-client.crt",
+                              d / "apiserver-kubelet-client.key")
+    # Made once and kept: a new key would leave the stored Secrets and issued tokens unreadable.
+    encryption_config.write_config(layout.encryption_config)
+    if not layout.sa_key.exists():
+        fd = os.open(layout.sa_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pki.new_key_pem())
     kubeconfig.write(str(layout.kubeconfig), layout.server, token, layout.cert.read_bytes())
     for comp in COMPONENTS:
         if node or not comp.node:
             _start(layout, comp)
+    if not _wait_default_serviceaccount(layout, token):
+        click.echo("warning: the default ServiceAccount did not appear; pods are refused until it does", err=True)
     click.echo(f"kubeling is up: kubeconfig {layout.kubeconfig}, API {layout.server}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kubeling import kubeconfig, pki, systemd
+from kubeling import encryption_config, kubeconfig, pki, systemd
 
 from .machine import (APISERVER_PORT, FileWriter, Machine, SetupError, check_ip, check_node_name,
                       check_port_free, check_systemd, check_token, default_node_name, existing_installation,
@@ -24,6 +24,8 @@ ETCD_PEER_PORT = 2380
 # The apiserver allocates ClusterIPs from this range only (controlplane/apiserver/allocator.py).
 SERVICE_CIDR = "10.96.0.0/12"
 
+ENCRYPTION_CONFIG = "encryption-config.yaml"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Who each component is to the apiserver (CN, groups), as kubeadm names them.
 IDENTITIES = {
     "admin": ("kubernetes-admin", ("system:masters",)),
@@ -57,15 +59,25 @@ def component_args(m: Machine, advertise: str, node_name: str, pod_cidr: str,
                       "--tls-cert-file", str(m.pki / "apiserver.crt"),
                       "--tls-private-key-file", str(m.pki / "apiserver.key"),
                       "--client-ca-file", str(m.ca_cert),
-                      "--token-file", str(m.token_file)],
+                      "--token-file", str(m.token_file),
+                      # Secrets encrypted at rest; ServiceAccount tokens signed and verified.
+                      "--encryption-provider-config", str(m.config_dir / ENCRYPTION_CONFIG),
+                      "--service-account-signing-key-file", str(m.pki / "sa.key"),
+                      "--service-account-key-file", str(m.pki / "sa.pub"),
+                      "--service-account-issuer", SERVICE_ACCOUNT_ISSUER,
+                      # The agents answer logs/exec/port-forward to this certificate only.
+                      "--kubelet-client-certificate", str(m.pki / "apiserver-kubelet-client.crt"),
+                      "--kubelet-client-key", str(m.pki / "apiserver-kubelet-client.key")],
         "controller-manager": [*kc("controller-manager"), "--cluster-cidr", pod_cidr,
                                "--cluster-signing-cert-file", str(m.ca_cert),
-                               "--cluster-signing-key-file", str(m.ca_key)],
+                               "--cluster-signing-key-file", str(m.ca_key),
+                               "--root-ca-file", str(m.ca_cert)],
         "scheduler": kc("scheduler"),
         "cni-daemon": [],
         "agent": [*kc("node"), "--node-name", node_name, "--node-ip", advertise,
                   "--root-dir", str(m.data_dir / "agent"), "--cni-conf-dir", str(m.cni_conf_dir),
-                  "--cni-bin-dir", f"{m.cni_bin_dir}:/usr/lib/cni", "--cluster-cidr", pod_cidr],
+                  "--cni-bin-dir", f"{m.cni_bin_dir}:/usr/lib/cni", "--cluster-cidr", pod_cidr,
+                  "--client-ca-file", str(m.ca_cert)],
         "proxy": [*kc("proxy"), "--node-name", node_name, "--cluster-cidr", pod_cidr,
                   "--service-cidr", service_cidr],
     }
@@ -133,6 +145,16 @@ def _write_files(w: FileWriter, m: Machine, advertise: str, node_name: str, toke
                                    client=False, server=True)
     w.write(m.pki / "apiserver.crt", cert, 0o644)
     w.write(m.pki / "apiserver.key", key, 0o600)
+    # The apiserver's client certificate towards the node agents (kubeadm's apiserver-kubelet-client).
+    cert, key = pki.issue_cert_pem(ca_pem, ca_key_pem, pki.KUBELET_CLIENT_CN, pki.KUBELET_CLIENT_GROUPS)
+    w.write(m.pki / "apiserver-kubelet-client.crt", cert, 0o644)
+    w.write(m.pki / "apiserver-kubelet-client.key", key, 0o600)
+    # The ServiceAccount token key pair (kubeadm's sa.key/sa.pub) and the key that
+    # encrypts Secrets in etcd: new random keys, readable by root only.
+    sa_key = pki.new_key_pem()
+    w.write(m.pki / "sa.key", sa_key, 0o600)
+    w.write(m.pki / "sa.pub", pki.public_key_pem(sa_key), 0o644)
+    w.write(m.config_dir / ENCRYPTION_CONFIG, encryption_config.new_config(), 0o600)
 
     step(f"writing the kubeconfigs to {m.config_dir}")
     local = f"https://127.0.0.1:{port}"

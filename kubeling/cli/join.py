@@ -62,7 +62,9 @@ def node_args(m: Machine, node_name: str, node_ip: str, pod_cidr: str) -> dict[s
         "cni-daemon": [],
         "agent": [*kc, "--node-name", node_name, "--node-ip", node_ip, "--root-dir", str(m.data_dir / "agent"),
                   "--cni-conf-dir", str(m.cni_conf_dir), "--cni-bin-dir", f"{m.cni_bin_dir}:/usr/lib/cni",
-                  "--cluster-cidr", pod_cidr],
+                  "--cluster-cidr", pod_cidr,
+                  # Only the apiserver's kubelet client certificate (signed by this CA) is let in.
+                  "--client-ca-file", str(m.ca_cert)],
         "proxy": [*kc, "--node-name", node_name, "--cluster-cidr", pod_cidr],
     }
 

@@ -117,6 +117,28 @@ KIND_SCHEMAS: Mapping[str, Mapping[str, FieldMeta]] = {
     "Lease": _object(),
 }
 
+# Workloads carry a pod template: its spec merges as a pod's does (`kubectl set image`,
+# `kubectl apply` of a Deployment patch containers by name).
+POD_TEMPLATE = FieldMeta(schema={"metadata": FieldMeta(schema=OBJECT_META), "spec": FieldMeta(schema=POD_SPEC)})
+WORKLOAD_SPEC: Mapping[str, FieldMeta] = {"template": POD_TEMPLATE}
+KIND_SCHEMAS = {  # type: ignore[misc]
+    **KIND_SCHEMAS,
+    "Deployment": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+    "ReplicaSet": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+    "ReplicationController": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+}
+
+# DaemonSet, StatefulSet (volumeClaimTemplates: atomic), Job, CronJob (a job template
+# holding a pod template).
+KIND_SCHEMAS = {  # type: ignore[misc]
+    **KIND_SCHEMAS,
+    "DaemonSet": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+    "StatefulSet": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+    "Job": _object(spec=WORKLOAD_SPEC, status={"conditions": _CONDITIONS}),
+    "CronJob": _object(spec={"jobTemplate": FieldMeta(schema={
+        "metadata": FieldMeta(schema=OBJECT_META), "spec": FieldMeta(schema=WORKLOAD_SPEC)})}),
+}
+
 # Listed so callers can tell "known kind without special fields" from "unknown kind".
 KNOWN_KINDS: frozenset[str] = frozenset(KIND_SCHEMAS)
 

@@ -6,7 +6,8 @@ import copy
 from datetime import datetime, timezone
 from typing import Callable
 
-from kubeling.printers import csr, events, nodes, pods, services, simple
+from kubeling.printers import csr, events, nodes, pods, services, simple, workloads
+from kubeling.printers import secrets as secret_printers
 from kubeling.resources import Resource
 
 RowFunc = Callable[[dict, datetime], dict]
@@ -20,11 +21,36 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict], RowFunc]] = {
     ("", "namespaces"): (simple.NAMESPACE_COLUMNS, simple.namespace_row),
     ("", "events"): (events.COLUMNS, events.row),
     ("", "configmaps"): (simple.CONFIGMAP_COLUMNS, simple.configmap_row),
+    ("", "secrets"): (secret_printers.SECRET_COLUMNS, secret_printers.secret_row),
+    ("", "serviceaccounts"): (secret_printers.SERVICEACCOUNT_COLUMNS, secret_printers.serviceaccount_row),
     ("coordination.k8s.io", "leases"): (simple.LEASE_COLUMNS, simple.lease_row),
     ("discovery.k8s.io", "endpointslices"):
         (services.ENDPOINTSLICE_COLUMNS, services.endpointslice_row),
     ("certificates.k8s.io", "certificatesigningrequests"): (csr.COLUMNS, csr.row),
+    ("apps", "deployments"): (workloads.DEPLOYMENT_COLUMNS, workloads.deployment_row),
+    ("apps", "replicasets"): (workloads.REPLICASET_COLUMNS, workloads.replicaset_row),
+    ("", "replicationcontrollers"):
+        (workloads.REPLICASET_COLUMNS, workloads.replicationcontroller_row),
 }
+
+# DaemonSet, StatefulSet, Job, CronJob
+from kubeling.printers import sets_and_jobs  # noqa: E402
+PRINTERS.update({
+    ("apps", "daemonsets"): (sets_and_jobs.DAEMONSET_COLUMNS, sets_and_jobs.daemonset_row),
+    ("apps", "statefulsets"): (sets_and_jobs.STATEFULSET_COLUMNS, sets_and_jobs.statefulset_row),
+    ("batch", "jobs"): (sets_and_jobs.JOB_COLUMNS, sets_and_jobs.job_row),
+    ("batch", "cronjobs"): (sets_and_jobs.CRONJOB_COLUMNS, sets_and_jobs.cronjob_row),
+})
+
+# issue 11, rbac
+from kubeling.printers import rbac as rbac_printers  # noqa: E402
+PRINTERS.update({
+    ("rbac.authorization.k8s.io", "roles"): (rbac_printers.ROLE_COLUMNS, rbac_printers.role_row),
+    ("rbac.authorization.k8s.io", "clusterroles"): (rbac_printers.ROLE_COLUMNS, rbac_printers.role_row),
+    ("rbac.authorization.k8s.io", "rolebindings"): (rbac_printers.BINDING_COLUMNS, rbac_printers.binding_row),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"):
+        (rbac_printers.BINDING_COLUMNS, rbac_printers.binding_row),
+})
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
 

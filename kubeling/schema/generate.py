@@ -32,18 +32,49 @@ GROUP_TYPES = {
     "io.k8s.api.certificates.v1": {"CertificateSigningRequest", "CertificateSigningRequestList",
                                    "CertificateSigningRequestSpec", "CertificateSigningRequestStatus",
                                    "CertificateSigningRequestCondition"},
+    "io.k8s.api.apps.v1": {"Deployment", "DeploymentList", "DeploymentSpec", "DeploymentStatus",
+                           "DeploymentStrategy", "RollingUpdateDeployment", "DeploymentCondition",
+                           "ReplicaSet", "ReplicaSetList", "ReplicaSetSpec", "ReplicaSetStatus",
+                           "ReplicaSetCondition"},
+    "io.k8s.api.autoscaling.v1": {"Scale", "ScaleSpec", "ScaleStatus"},
 }
+# apps/v1 DaemonSet and StatefulSet, batch/v1 Job and CronJob.
+GROUP_PKG.update({"apps": "io.k8s.api.apps.v1", "batch": "io.k8s.api.batch.v1"})
+GROUP_TYPES.setdefault("io.k8s.api.apps.v1", set()).update({
+    "DaemonSet", "DaemonSetList", "DaemonSetSpec", "DaemonSetStatus", "DaemonSetCondition",
+    "DaemonSetUpdateStrategy", "RollingUpdateDaemonSet", "StatefulSet", "StatefulSetList", "StatefulSetSpec",
+    "StatefulSetStatus", "StatefulSetCondition", "StatefulSetUpdateStrategy", "RollingUpdateStatefulSetStrategy",
+    "StatefulSetPersistentVolumeClaimRetentionPolicy", "StatefulSetOrdinals"})
+GROUP_TYPES.setdefault("io.k8s.api.batch.v1", set()).update({
+    "Job", "JobList", "JobSpec", "JobStatus", "JobCondition", "JobTemplateSpec", "CronJob", "CronJobList",
+    "CronJobSpec", "CronJobStatus", "PodFailurePolicy", "PodFailurePolicyRule",
+    "PodFailurePolicyOnExitCodesRequirement", "PodFailurePolicyOnPodConditionsPattern", "SuccessPolicy",
+    "SuccessPolicyRule", "UncountedTerminatedPods"})
+# issue 11, rbac: rbac.authorization.k8s.io/v1 and the authorization.k8s.io/v1 reviews.
+GROUP_PKG.update({"rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
+                  "authorization.k8s.io": "io.k8s.api.authorization.v1"})
+GROUP_TYPES["io.k8s.api.rbac.v1"] = {
+    "Role", "RoleList", "ClusterRole", "ClusterRoleList", "RoleBinding", "RoleBindingList", "ClusterRoleBinding",
+    "ClusterRoleBindingList", "PolicyRule", "AggregationRule", "RoleRef", "Subject"}
+GROUP_TYPES["io.k8s.api.authorization.v1"] = {
+    "SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "SubjectAccessReview", "SubjectAccessReviewSpec",
+    "SubjectAccessReviewStatus", "ResourceAttributes", "NonResourceAttributes", "SelfSubjectRulesReview",
+    "SelfSubjectRulesReviewSpec", "SubjectRulesReviewStatus", "ResourceRule", "NonResourceRule",
+    "FieldSelectorAttributes", "LabelSelectorAttributes"}
+META_TYPES.add("FieldSelectorRequirement")
+GROUP_PKG["authentication.k8s.io"] = "io.k8s.api.authentication.v1"
+GROUP_TYPES["io.k8s.api.authentication.v1"] = {"SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo"}
 # Python class of each served kind (the generator names core Event CoreV1Event).
 KIND_CLASS = {"Event": "CoreV1Event"}
-EXTRA_ROOTS = ("V1Binding", "V1Status", "V1DeleteOptions", "V1WatchEvent", "V1APIResourceList")
+EXTRA_ROOTS = ("V1Binding", "V1Status", "V1DeleteOptions", "V1WatchEvent", "V1APIResourceList", "V1Scale")
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 FIELDS_V1 = "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1"
-CLASS_RE = re.compile(r"(?:CoreV1|DiscoveryV1|V1)[A-Za-z0-9]+")
+CLASS_RE = re.compile(r"(?:CoreV1|DiscoveryV1|RbacV1|V1)[A-Za-z0-9]+")  # RbacV1Subject
 
 
 def definition_name(cls: str) -> str:
     discovery = cls.startswith("DiscoveryV1")
-    short = re.sub(r"^(CoreV1|DiscoveryV1|V1)", "", cls)
+    short = re.sub(r"^(CoreV1|DiscoveryV1|RbacV1|V1)", "", cls)
     if short in META_TYPES:
         return f"{META_PKG}.{short}"
     if discovery:
@@ -150,8 +181,11 @@ class Generator:
         for res in RESOURCES:
             cls = KIND_CLASS.get(res.kind, "V1" + res.kind)
             name = self.add(cls)
-            list_name = self.add(cls + "List")
+            # Reviews are only created: they have no list kind.
+            list_name = self.add(cls + "List") if "list" in res.verbs else None
             for n, kind in ((name, res.kind), (list_name, res.kind + "List")):
+                if n is None:
+                    continue
                 self.defs[n]["x-kubernetes-group-version-kind"] = [
                     {"group": res.group, "version": res.version, "kind": kind}]
             self.annotate(name, KIND_SCHEMAS.get(res.kind, {}))
@@ -163,6 +197,8 @@ class Generator:
             self.defs[f"{META_PKG}.{gvk['kind']}"]["x-kubernetes-group-version-kind"] = [gvk]
         self.defs[self.add("V1Binding")]["x-kubernetes-group-version-kind"] = [
             {"group": "", "version": "v1", "kind": "Binding"}]
+        self.defs[self.add("V1Scale")]["x-kubernetes-group-version-kind"] = [
+            {"group": "autoscaling", "version": "v1", "kind": "Scale"}]
         return {"kinds": kinds, "definitions": dict(sorted(self.defs.items()))}
 
 

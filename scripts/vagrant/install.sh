@@ -50,4 +50,7 @@ say "loading images into the node's dockerd"
 docker load -i "$DIST/images.tar" | sed 's/^/    /'
 # The name Kubernetes' kubelet uses for the pause image, as scripts/setup does.
 docker tag kubeling/pause:3.9 registry.k8s.io/pause:3.9
+# `vagrant provision` after a code change: the running components take the
+# new code (a restart recreates no container: scripts/test-vms checks that).
+systemctl try-restart 'kubeling-*.service' 2>/dev/null || true
 say "kubeling installed on $(hostname)"

@@ -3,12 +3,12 @@
 # Vagrantfile made on the host. Machines come up in parallel, so the control
 # plane may not answer yet (or not know the token yet): join checks everything
 # before it changes anything, so it is simply tried again until it succeeds or
-# KUBELING_JOIN_TIMEOUT (default 600 s) runs out. Idempotent: a machine that
+# KUBELING_JOIN_TIMEOUT (default 300 s) runs out. Idempotent: a machine that
 # already joined is left as it is.
 # Usage: worker.sh SERVER NODE_IP UPLOAD_DIR
 set -euo pipefail
 SERVER="$1" IP="$2" UPLOAD="$3"
-TIMEOUT="${KUBELING_JOIN_TIMEOUT:-600}"
+TIMEOUT="${KUBELING_JOIN_TIMEOUT:-300}"
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -75,7 +75,8 @@ def test_pause_stops_promptly_with_exit_0(client: docker.DockerClient) -> None:
         elapsed = time.monotonic() - start
         ctr.reload()
         assert ctr.attrs["State"]["ExitCode"] == 0
-        assert elapsed < 2.0, f"pause took {elapsed:.2f}s to stop on SIGTERM"
+        # Ignoring SIGTERM would take the whole 10 s until SIGKILL (exit 137, not 0).
+        assert elapsed < 8.0, f"pause took {elapsed:.2f}s to stop on SIGTERM"
     finally:
         ctr.remove(force=True)
 

@@ -105,8 +105,9 @@ async def test_bad_bodies_are_400(http, apiserver, namespace):
         status, raw = await _send(http, apiserver, "POST", path, body, ctype)
         assert status == 400, (body, raw)
         assert json.loads(raw)["reason"] == "BadRequest"
+    # A protobuf body without the k8s envelope is a bad body, not an unsupported type.
     status, raw = await _send(http, apiserver, "POST", path, b"x", "application/vnd.kubernetes.protobuf")
-    assert status == 415
+    assert status == 400 and json.loads(raw)["reason"] == "BadRequest", raw
     status, raw = await _send(http, apiserver, "PATCH", path + "/x", b"{}", "text/html")
     assert status == 415 and json.loads(raw)["reason"] == "UnsupportedMediaType"
 

@@ -153,6 +153,15 @@ def test_init_writes_the_control_plane_files_secrets_0600(control_plane):
     assert line in control_plane["init_out"]
     agent = _flags(root, "agent")
     assert agent[agent.index("--node-ip") + 1] == "192.0.2.10"
+    # The agent's port answers only the apiserver's kubelet client certificate, of this CA.
+    assert agent[agent.index("--client-ca-file") + 1] == str(etc / "pki/ca.crt")
+    apiserver = _flags(root, "apiserver")
+    kubelet_cert = (etc / "pki/apiserver-kubelet-client.crt").read_bytes()
+    flag = apiserver.index("--kubelet-client-certificate")
+    assert apiserver[flag + 1] == str(etc / "pki/apiserver-kubelet-client.crt")
+    assert pki.verify_signed_by(kubelet_cert, ca)
+    assert pki.subject_of(pki.load_cert(kubelet_cert)) == ("kube-apiserver-kubelet-client", ["system:masters"])
+    assert oct((etc / "pki/apiserver-kubelet-client.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_join_gets_credentials_of_its_own_and_refuses_a_second_time(control_plane, tmp_path):
@@ -174,6 +183,7 @@ def test_join_gets_credentials_of_its_own_and_refuses_a_second_time(control_plan
     agent = _flags(root, "agent")
     assert agent[agent.index("--node-ip") + 1] == "192.0.2.11"
     assert agent[agent.index("--node-name") + 1] == WORKER
+    assert agent[agent.index("--client-ca-file") + 1] == str(etc / "pki/ca.crt")
 
     # The credentials work: the node may read its own Node (not there yet: 404, not 401/403).
     async def get_own_node() -> int:

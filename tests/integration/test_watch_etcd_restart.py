@@ -131,6 +131,13 @@ class Seen:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+async def watches_open(kube: Client, seen: Seen, raw: RawWatch) -> None:
+    """A pod created after the informer's list reaches it only through its watch: once
+    both have it, both watches are open on the apiserver (no guessed sleep)."""
+    await kube.create(PODS, pod("marker"), NS)
+    await eventually(lambda: "marker" in seen.added and "marker" in raw.names(), 10, "both watches open")
+
+
 async def test_watches_end_or_resume_and_informers_see_pods_after_etcd_is_killed_and_restarted(cluster):
     async with Client(cluster.api.url, cluster.api.token) as kube:
         await kube.create(PODS, pod("before"), NS)
@@ -139,21 +146,23 @@ async def test_watches_end_or_resume_and_informers_see_pods_after_etcd_is_killed
         seen = Seen(kube)
         try:
             await eventually(lambda: "before" in seen.added, 10, "informer sync")
-            await asyncio.sleep(0.3)  # the informer's watch request is in (a miss is caught below anyway)
+            await watches_open(kube, seen, raw)
             cluster.kill_etcd()
             # The apiserver ends the watch whose etcd watch broke: no stream stays open but dead.
             await asyncio.wait_for(asyncio.shield(raw.task), BOUND)
-            assert raw.lines == []
+            assert raw.names() == ["marker"]
             cluster.restart_etcd()
             await create_when_back(kube, "after")
             await eventually(lambda: "after" in seen.added, BOUND, "the informer to see the new pod")
             # etcd kept its history: a watch from the version before the kill resumes there.
             again = RawWatch(cluster.api, rv)
-            await eventually(lambda: again.names() == ["after"], BOUND, "the resumed watch to deliver the pod")
+            await eventually(lambda: again.names() == ["marker", "after"], BOUND,
+                             "the resumed watch to deliver the pods")
             again.task.cancel()
             # GET and LIST recovered too.
             assert (await kube.get(PODS, "after", NS))["metadata"]["name"] == "after"
-            assert {p["metadata"]["name"] for p in (await kube.list(PODS, NS))["items"]} == {"before", "after"}
+            assert {p["metadata"]["name"] for p in (await kube.list(PODS, NS))["items"]} == \
+                {"before", "marker", "after"}
         finally:
             await seen.stop()
             raw.task.cancel()
@@ -177,7 +186,7 @@ async def test_a_pod_created_after_the_etcd_restart_is_scheduled(cluster):
             await kube.create(PODS, sched_pod("first"), NS)
             assert await eventually(lambda: bound("first"), BOUND, "the first pod bound") == "node-a"
             cluster.kill_etcd()
-            await asyncio.sleep(1)  # the scheduler's watches break and retry against a dead etcd
+            await asyncio.sleep(1)  # an outage, not a wait: the scheduler's watches retry against no etcd
             cluster.restart_etcd()
             deadline = asyncio.get_running_loop().time() + BOUND
             while True:
@@ -209,7 +218,7 @@ async def test_watches_deliver_after_etcd_is_stopped_and_continued(cluster):
         seen = Seen(kube)
         try:
             await eventually(lambda: seen.informer.synced.is_set(), 10, "informer sync")
-            await asyncio.sleep(0.3)
+            await watches_open(kube, seen, raw)
             cluster.etcd_proc.send_signal(signal.SIGSTOP)
             await asyncio.sleep(4)
             cluster.etcd_proc.send_signal(signal.SIGCONT)

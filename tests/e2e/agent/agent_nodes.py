@@ -6,6 +6,7 @@ Everything a node makes lives under names carrying its random suffix and is
 removed by `destroy()`, which also checks that nothing stayed behind."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -54,6 +55,7 @@ class TestNode:
     extra_args: list[str] = field(default_factory=list)
     scheme: str = "http"
     ca_pem: bytes | None = None   # with scheme "https": the API server's CA
+    client_ca: Path | None = None  # the agent's --client-ca-file (the apiserver's kubelet client CA)
 
     def __post_init__(self) -> None:
         suffix = self.name[3:]
@@ -126,8 +128,7 @@ class TestNode:
         save.wait()
         assert load.returncode == 0 and save.returncode == 0, load.stderr
         from kubeling.kubeconfig import write
-        write(str(self.kubeconfig), f"{self.scheme}://{self.root_ip}:{self.apiserver_port}", self.token,
-              self.ca_pem)
+        write(str(self.kubeconfig), self.server, self.token, self.ca_pem)
 
     def start_dockerd(self) -> None:
         log = open(self.dockerd_log, "ab")
@@ -138,6 +139,27 @@ class TestNode:
              "--ip-forward=false", "--ip-masq=false"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self.docker("info", check=False, timeout=10).returncode == 0, 60, f"dockerd of {self.name}")
+
+    @property
+    def server(self) -> str:
+        """The apiserver's URL as this node reaches it (over its veth)."""
+        return f"{self.scheme}://{self.root_ip}:{self.apiserver_port}"
+
+    async def join_async(self, bootstrap_token: str, timeout: float = 30) -> None:
+        """Get this node's own credentials as `kubeling join` does (bootstrap token ->
+        CSR -> certificate the controller-manager signs) and make them the kubeconfig
+        its agent and proxy use: from here on they act as `system:node:<name>`."""
+        from kubeling import kubeconfig
+        from kubeling.bootstrap import request_node_credentials_async
+        assert self.scheme == "https" and self.ca_pem, "joining needs the apiserver's TLS and its CA"
+        cert, key = await request_node_credentials_async(self.server, bootstrap_token, self.ca_pem, self.name,
+                                                         timeout=timeout)
+        kubeconfig.write(str(self.kubeconfig), self.server, ca_pem=self.ca_pem, cert_pem=cert, key_pem=key,
+                         user=f"system:node:{self.name}")
+
+    def join(self, bootstrap_token: str, timeout: float = 30) -> None:
+        """join_async for callers outside an event loop."""
+        asyncio.run(self.join_async(bootstrap_token, timeout))
 
     def stop_dockerd(self) -> None:
         if self.dockerd_proc is not None:
@@ -150,7 +172,8 @@ class TestNode:
             "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, "--docker-host", self.sock,
             "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni",
             "--root-dir", str(self.agent_root), "--logs-port", str(self.logs_port),
-            *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []), *self.extra_args, *extra]
+            *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
+            *(["--client-ca-file", str(self.client_ca)] if self.client_ca else []), *self.extra_args, *extra]
         log = open(self.agent_log, "ab")
         self.agent_proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                            start_new_session=True)
@@ -245,6 +268,49 @@ class TestNode:
         if left:
             problems.append(f"processes left: {left}")
         return problems
+
+
+# What a component logs when the apiserver refuses it: a right the authorizers miss.
+REFUSALS = ("forbidden", "Unauthorized")
+
+
+def refusals(logs: dict[str, str], bad: tuple[str, ...] = REFUSALS) -> list[str]:
+    """One problem line per log of {who: text} that holds a refusal (case-insensitive)."""
+    problems = []
+    for who, text in logs.items():
+        for word in bad:
+            lines = [line for line in text.splitlines() if word.lower() in line.lower()]
+            if lines:
+                problems.append(f"{who} log has {word!r} ({len(lines)}x), e.g. {lines[0][:400]}")
+    return problems
+
+
+def new_bootstrap_token() -> str:
+    """A bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`."""
+    return f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
+
+
+def component_kubeconfig(api: Any, path: Path, user: str, orgs: tuple[str, ...] = ()) -> Path:
+    """A kubeconfig for `user` with a client certificate of the test apiserver's CA
+    (started with tls=True), as `kubeling init` writes the components'."""
+    from kubeling import kubeconfig, pki
+    cert, key = pki.issue_cert_pem(api.ca_pem, api.ca_key.read_bytes(), user, orgs)
+    kubeconfig.write(str(path), api.url, ca_pem=api.ca_pem, cert_pem=cert, key_pem=key, user=user)
+    return path
+
+
+def start_controller_manager(api: Any, base: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """The controller-manager as `system:kube-controller-manager`, with the CSR approver
+    and signer on the cluster CA: what signs a joining node's certificate. Returns the
+    process and its log."""
+    kc = component_kubeconfig(api, base / "controller-manager.kubeconfig", "system:kube-controller-manager")
+    log_path = base / "controller-manager.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig", str(kc),
+                                 "--cluster-signing-cert-file", str(api.ca_cert),
+                                 "--cluster-signing-key-file", str(api.ca_key), *extra],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    return proc, log_path
 
 
 async def wait_pod(client, ns: str, name: str, check, timeout: float = 60, what: str = "pod state",

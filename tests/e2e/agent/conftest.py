@@ -41,7 +41,7 @@ def node_factory(apiserver):
     def make(start_agent: bool = True, extra_args: list[str] | None = None) -> TestNode:
         port = int(apiserver.url.rsplit(":", 1)[1])
         n = TestNode(port, apiserver.token, f"10.244.{secrets.randbelow(250) + 1}.0/24",
-                     extra_args=extra_args or [])
+                     extra_args=extra_args or [], client_ca=apiserver.kubelet_ca)
         nodes.append(n)
         n.create()
         if start_agent:

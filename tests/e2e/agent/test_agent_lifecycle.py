@@ -34,7 +34,7 @@ def app_containers(node, pod_name):
 async def test_delete_with_grace_sigterm_then_sigkill(client, namespace, node):
     await client.create(PODS, pod_manifest("polite", node.name, [
         {"name": "c", "command": ["sh", "-c", "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done"]}],
-        terminationGracePeriodSeconds=20), namespace)
+        terminationGracePeriodSeconds=120), namespace)
     await client.create(PODS, pod_manifest("stubborn", node.name, [
         {"name": "c", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]}],
         terminationGracePeriodSeconds=3), namespace)
@@ -46,12 +46,13 @@ async def test_delete_with_grace_sigterm_then_sigkill(client, namespace, node):
     await client.delete(PODS, "stubborn", namespace)
     p = await client.get(PODS, "stubborn", namespace)
     assert p["metadata"]["deletionTimestamp"] and p["metadata"]["deletionGracePeriodSeconds"] == 3
-    await wait_until(lambda: gone(client, namespace, "polite"), 15, "polite pod gone")
-    polite_s = time.monotonic() - t0
-    await wait_until(lambda: gone(client, namespace, "stubborn"), 15, "stubborn pod gone")
+    # Bounds far from the machine's speed: the polite pod is gone long before its 120 s
+    # grace period could end (so SIGTERM stopped it), the stubborn one not before its 3 s
+    # grace period ended, and well before the polite one's would (so SIGKILL came on time).
+    await wait_until(lambda: gone(client, namespace, "polite"), 60, "polite pod gone (exited on SIGTERM)")
+    await wait_until(lambda: gone(client, namespace, "stubborn"), 60, "stubborn pod gone (SIGKILL after 3 s)")
     stubborn_s = time.monotonic() - t0
-    assert polite_s < 2.5, polite_s            # exited on SIGTERM
-    assert 2.8 <= stubborn_s < 8, stubborn_s   # SIGKILL after the 3 s grace period
+    assert stubborn_s >= 2.8, stubborn_s
     assert node.containers() == []
     assert node.ipam_files() == []
     assert not list((node.agent_root / "sandboxes").glob("*.json"))
@@ -93,21 +94,30 @@ async def test_agent_restart_adopts_pods_and_cleans_up(client, namespace, node):
     assert "Traceback" not in node.log_text()
 
 
+_AGENT_TLS: list = []  # the apiserver's kubelet client TLS context, set by the test
+
+
 def _get(url: str) -> tuple[int, str]:
+    """GET from the agent's HTTPS port as the apiserver does (its kubelet client certificate)."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with urllib.request.urlopen(url, timeout=10, context=_AGENT_TLS[-1]) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 
 
-async def test_container_logs_endpoint(client, namespace, node):
+async def test_container_logs_endpoint(client, namespace, node, apiserver):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.load_cert_chain(*apiserver.kubelet_client)
+    _AGENT_TLS.append(ctx)
     await client.create(PODS, pod_manifest("talk", node.name, [
         {"name": "c", "command": ["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo err >&2; "
                                               "sleep 1; echo gen-$RANDOM; exit 1"]}]), namespace)
     p = await wait_pod(client, namespace, "talk", lambda p: container_status(p, "c").get("restartCount", 0) >= 1
                        and "terminated" in container_status(p, "c").get("lastState", {}), 40, "a restart")
-    base = f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/talk/c"
+    base = f"https://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/talk/c"
     code, text = await asyncio.to_thread(_get, base)
     # stdout and stderr are two streams: their relative order is not kept
     out = [ln for ln in text.splitlines() if ln != "err"]
@@ -125,7 +135,7 @@ async def test_container_logs_endpoint(client, namespace, node):
         [ln for ln in docker_prev.splitlines() if ln.startswith("gen-")]
     code, text = await asyncio.to_thread(_get, base + "?timestamps=true&tailLines=1")
     assert code == 200 and text[:4].isdigit() and "T" in text.split(" ")[0]
-    code, text = await asyncio.to_thread(_get, f"http://{node.node_ip}:{node.logs_port}"
+    code, text = await asyncio.to_thread(_get, f"https://{node.node_ip}:{node.logs_port}"
                                                 f"/containerLogs/{namespace}/talk/nope")
     assert code == 400 and "not valid" in text
     # follow streams until the container exits. The container writes only once the test lets it
@@ -136,7 +146,7 @@ async def test_container_logs_endpoint(client, namespace, node):
         restartPolicy="Never"), namespace)
     p = await wait_pod(client, namespace, "stream", lambda p: "running" in container_status(p, "c").get("state", {}))
     follow = asyncio.create_task(asyncio.to_thread(
-        _get, f"http://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true"))
+        _get, f"https://{node.node_ip}:{node.logs_port}/containerLogs/{namespace}/stream/c?follow=true"))
     # While the container is alive and silent, follow must keep the stream open.
     done, _ = await asyncio.wait({follow}, timeout=1.5)
     assert not done, f"follow returned while the container was still running: {follow.result()}"

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 
 import pytest
 
-from agent_nodes import TestNode, condition, pod_manifest, wait_pod, wait_until
+from agent_nodes import (REFUSALS, TestNode, condition, new_bootstrap_token, pod_manifest, refusals,
+                         start_controller_manager, wait_pod, wait_until)
 from controlplane.apiserver.authn import bootstrap_token_line
-from kubeling import errors, kubeconfig, pki
-from kubeling.bootstrap import request_node_credentials_async
+from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
-from tests.conftest import REPO, free_port, start_apiserver, stop_process
+from tests.conftest import free_port, start_apiserver, stop_process
 
 pytestmark = pytest.mark.e2e
 PODS, NODES, LEASES, NAMESPACES = lookup("pods"), lookup("nodes"), lookup("leases"), lookup("namespaces")
-BOOT_TOKEN = "e2enod.0123456789abcdef"
 
 
 @pytest.fixture
@@ -33,38 +30,25 @@ async def joined_node(etcd, tmp_path):
     if os.geteuid() != 0:
         pytest.fail("agent e2e tests need root")
     port = free_port()
+    boot_token = new_bootstrap_token()
     node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https")
     # The serving certificate names the address the node reaches the apiserver on.
     api_proc, api = start_apiserver(etcd, tmp_path, token="e2e-admin", bind="0.0.0.0", tls=True,
-                                    tls_hosts=(node.root_ip,), extra_tokens=bootstrap_token_line(BOOT_TOKEN),
+                                    tls_hosts=(node.root_ip,), extra_tokens=bootstrap_token_line(boot_token),
                                     port=port)
     node.ca_pem = api.ca_pem
-    cm_cert, cm_key = pki.issue_cert_pem(api.ca_pem, api.ca_key.read_bytes(), "system:kube-controller-manager")
-    cm_kubeconfig = tmp_path / "cm.kubeconfig"
-    kubeconfig.write(str(cm_kubeconfig), api.url, ca_pem=api.ca_pem, cert_pem=cm_cert, key_pem=cm_key)
-    cm_log = tmp_path / "cm.log"
-    with open(cm_log, "wb") as out:
-        cm_proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig", str(cm_kubeconfig),
-                                    "--cluster-signing-cert-file", str(api.ca_cert),
-                                    "--cluster-signing-key-file", str(api.ca_key)],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    cm_proc, cm_log = start_controller_manager(api, tmp_path)
     admin = Client(api.url, api.token, ca_pem=api.ca_pem)
     problems: list[str] = []
     try:
         node.create()
-        cert, key = await request_node_credentials_async(f"https://{node.root_ip}:{port}", BOOT_TOKEN,
-                                                         api.ca_pem, node.name, timeout=30)
-        kubeconfig.write(str(node.kubeconfig), f"https://{node.root_ip}:{port}", ca_pem=api.ca_pem,
-                         cert_pem=cert, key_pem=key, user=f"system:node:{node.name}")
+        await node.join_async(boot_token)
         node.start_agent()
         node.start_proxy()
         yield node, admin
-        logs = {"agent": node.log_text(), "proxy": node.proxy_log.read_text(), "apiserver": api.log.read_text(),
-                "controller-manager": cm_log.read_text()}
-        for who, text in logs.items():
-            for bad in ("forbidden: User", "Unauthorized", "Traceback"):
-                if bad in text:
-                    problems.append(f"{who} log has {bad!r}: {text[-3000:]}")
+        problems += refusals({"agent": node.log_text(), "proxy": node.proxy_log.read_text(),
+                              "apiserver": api.log.read_text(), "controller-manager": cm_log.read_text()},
+                             REFUSALS + ("Traceback",))
     finally:
         print(f"---- agent log of {node.name} ----\n{node.log_text()[-6000:]}")
         problems += node.destroy()

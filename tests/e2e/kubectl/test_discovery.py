@@ -30,10 +30,14 @@ def test_aggregated_discovery_accept_gets_plain_json(kubectl):
     assert json.loads(out)["versions"] == ["v1"]
     groups = json.loads(kubectl("get", "--raw", "/apis").stdout)
     assert groups["kind"] == "APIGroupList"
-    assert {g["name"] for g in groups["groups"]} == {"coordination.k8s.io", "discovery.k8s.io", "certificates.k8s.io"}
+    assert {g["name"] for g in groups["groups"]} >= {"coordination.k8s.io", "discovery.k8s.io", "certificates.k8s.io",
+                                                     "apps"}
     resources = json.loads(kubectl("get", "--raw", "/api/v1").stdout)["resources"]
     names = {r["name"] for r in resources}
-    assert {"pods/status", "pods/log", "pods/binding", "services/status"} <= names
+    assert {"pods/status", "pods/log", "pods/binding", "services/status", "replicationcontrollers/scale"} <= names
+    apps = json.loads(kubectl("get", "--raw", "/apis/apps/v1").stdout)["resources"]
+    scale = next(r for r in apps if r["name"] == "deployments/scale")
+    assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     # -v=8 shows the Accept header kubectl sent and the Content-Type it got back.
     trace = kubectl("get", "pods", "-A", "-v=8").stderr
     assert "as=APIGroupDiscoveryList" in trace
@@ -41,8 +45,8 @@ def test_aggregated_discovery_accept_gets_plain_json(kubectl):
 
 def test_openapi_v3_index_and_documents(kubectl):
     index = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)["paths"]
-    assert set(index) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
-                          "apis/certificates.k8s.io/v1"}
+    assert set(index) >= {"api/v1", "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
+                          "apis/certificates.k8s.io/v1", "apis/apps/v1"}
     doc = json.loads(kubectl("get", "--raw", index["api/v1"]["serverRelativeURL"]).stdout)
     patch = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "", "version": "v1", "kind": "Pod"}

@@ -1,9 +1,12 @@
 """A two-node cluster on this machine, for the multi-node network tests.
 
-A private etcd + apiserver (listening on every address: agents reach it over their /30 to the
-root namespace), the controller manager (node IPAM hands out the pod CIDRs) and the scheduler
-run as processes here. Each node is a TestNode (tests/e2e/agent/agent_nodes.py): its own network
-namespace, dockerd, agent and proxy. The nodes' private network is an underlay: a bridge in a
+A private etcd + apiserver (HTTPS with a cluster CA and `--client-ca-file`, listening on every
+address: agents reach it over their /30 to the root namespace), the controller manager (node
+IPAM hands out the pod CIDRs; its CSR signer signs the nodes' certificates) and the scheduler
+run as processes here, each as its own user. Each node joins as `kubeling join` does (bootstrap
+token -> CSR -> certificate), so its agent and proxy act as `system:node:<name>`, limited by the
+Node authorizer and NodeRestriction. Each node is a TestNode (tests/e2e/agent/agent_nodes.py):
+its own network namespace, dockerd, agent and proxy. The nodes' private network is an underlay: a bridge in a
 third namespace with a veth to each node (`ul0`), as a Vagrant private network is an L2 segment
 between VMs. The agents report their underlay address as InternalIP (`--node-ip`), route each
 other's pod CIDR over it (host-gw), and FORWARD is DROP in the nodes as Docker leaves a host.
@@ -22,11 +25,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "agent"))
-from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, sh  # noqa: E402
+from agent_nodes import (DOCKER, TestNode, component_kubeconfig, docker_env, ensure_host_images,  # noqa: E402
+                         new_bootstrap_token, refusals, sh, start_controller_manager)
 
 from agent.node_routes import ROUTE_PROTOCOL  # noqa: E402
-from tests.conftest import (REPO, free_link_net, start_apiserver, start_etcd, stop_process,  # noqa: E402
-                            wait_for)
+from controlplane.apiserver.authn import bootstrap_token_line  # noqa: E402
+from tests.conftest import (REPO, free_link_net, free_port, start_apiserver, start_etcd,  # noqa: E402
+                            stop_process, wait_for)
 
 pytestmark = pytest.mark.e2e
 
@@ -75,8 +80,14 @@ class Cluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def client(self):
+        """The admin's client."""
         from kubeling.client import Client
-        return Client(self.api.url, self.api.token)
+        return Client(self.api.url, self.api.token, ca_pem=self.api.ca_pem)
+
+    def node_client(self, node: TestNode):
+        """A client on `node`'s own credentials (system:node:<name>), as its agent has."""
+        from kubeling.client import Client
+        return Client.from_kubeconfig(str(node.kubeconfig))
 
     def start_proxies(self) -> None:
         for n in (self.a, self.b):
@@ -125,26 +136,39 @@ def cluster(tmp_path_factory):
     try:
         etcd_proc, etcd = start_etcd(base)
         procs.append(etcd_proc)
-        api_proc, api = start_apiserver(etcd, base, bind="0.0.0.0")
-        procs.append(api_proc)
-        kc = str(api.kubeconfig)
-        procs.append(_spawn(base, "controller-manager", [sys.executable, "-m", "controlplane.controllers",
-                                                         "--kubeconfig", kc, "--cluster-cidr", CLUSTER_CIDR]))
-        procs.append(_spawn(base, "scheduler", [sys.executable, "-m", "controlplane.scheduler",
-                                                "--kubeconfig", kc, "--no-leader-elect"]))
-        port = int(api.url.rsplit(":", 1)[1])
-        a, b = TestNode(port, api.token, None), TestNode(port, api.token, None)
+        port = free_port()
+        a, b = TestNode(port, "", None, scheme="https"), TestNode(port, "", None, scheme="https")
         nodes += [a, b]
+        boot_token = new_bootstrap_token()
+        # The serving certificate names the addresses the nodes reach the apiserver on.
+        api_proc, api = start_apiserver(etcd, base, bind="0.0.0.0", tls=True, tls_hosts=(a.root_ip, b.root_ip),
+                                        extra_tokens=bootstrap_token_line(boot_token), port=port)
+        procs.append(api_proc)
+        cm_proc, _ = start_controller_manager(api, base, "--cluster-cidr", CLUSTER_CIDR)
+        procs.append(cm_proc)
+        kc = component_kubeconfig(api, base / "scheduler.kubeconfig", "system:kube-scheduler")
+        procs.append(_spawn(base, "scheduler", [sys.executable, "-m", "controlplane.scheduler",
+                                                "--kubeconfig", str(kc), "--no-leader-elect"]))
+        a.ca_pem = b.ca_pem = api.ca_pem
         underlay = Underlay(free_link_net())  # a /30: one address per node
         underlay.create()
         ip_a = _prepare(a, underlay, strict_rp_filter=True)
         ip_b = _prepare(b, underlay, strict_rp_filter=False)
+        a.join(boot_token)
+        b.join(boot_token)
         a.start_agent()
         b.start_agent()
         c = Cluster(api, base, a, b, ip_a, ip_b, procs)
         yield c
     finally:
         problems: list[str] = []
+        # The whole run on node credentials: a refusal in an agent's or proxy's log is a
+        # right the Node authorizer or NodeRestriction misses.
+        for n in nodes:
+            problems += refusals({f"agent of {n.name}": n.log_text(),
+                                  f"proxy of {n.name}": n.proxy_log.read_text() if n.proxy_log.exists() else ""})
+        problems += refusals({who: (base / f"{who}.log").read_text() for who in ("controller-manager", "scheduler")
+                              if (base / f"{who}.log").exists()})
         for n in nodes:
             # Shown by pytest only when a test failed.
             print(f"---- agent log of {n.name} ----\n{n.log_text()[-5000:]}")
@@ -175,12 +199,14 @@ async def client(cluster):
 def ready_nodes(cluster):
     """Both Nodes registered, with a pod CIDR and Ready."""
     import json
+    import ssl
     import urllib.request
+    ctx = ssl.create_default_context(cafile=str(cluster.api.ca_cert))
 
     def ready() -> dict | None:
         req = urllib.request.Request(cluster.api.url + "/api/v1/nodes",
                                      headers={"Authorization": f"Bearer {cluster.api.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
             items = {n["metadata"]["name"]: n for n in json.load(resp)["items"]}
         for name in (cluster.a.name, cluster.b.name):
             node = items.get(name)

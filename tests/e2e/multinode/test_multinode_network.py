@@ -3,17 +3,22 @@
 file order on one cluster; the last ones take node B away."""
 from __future__ import annotations
 
+import base64
 import ipaddress
 import subprocess
 import time
 
+import pytest
+
 from agent_nodes import sh, wait_pod, wait_until
 
 from agent.node_routes import ROUTE_PROTOCOL
+from kubeling import errors
 from kubeling.resources import lookup
 from tests.conftest import wait_for
 
-PODS, SERVICES, NODES, NAMESPACES = (lookup(r) for r in ("pods", "services", "nodes", "namespaces"))
+PODS, SERVICES, NODES, NAMESPACES, LEASES = (lookup(r) for r in ("pods", "services", "nodes", "namespaces",
+                                                                  "leases"))
 NS = "multinode"
 ROUTE_PROTO = str(ROUTE_PROTOCOL)
 # httpd with a CGI that answers the client address it sees: proof of (no) masquerade.
@@ -123,6 +128,42 @@ async def test_pod_reaches_pod_on_the_other_node_with_its_own_ip(cluster, ready_
     finally:
         httpd.terminate()
         httpd.wait(10)
+
+
+async def test_a_node_may_not_write_the_other_nodes_objects(cluster, ready_nodes, client):
+    """NodeRestriction between the two nodes: A's own credentials (what its agent runs on)
+    are refused B's Node status, B's Lease and the status of a pod bound to B, and nothing
+    of it reaches etcd."""
+    a, b = cluster.a, cluster.b
+    await ensure_pods(client, cluster)  # "web" is bound to B
+    marker = f"written-by-{a.name}"
+    writes = (  # (resource, namespace, name, merge patch, subresource)
+        (NODES, None, b.name, {"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": marker, "message": marker}]}}, "status"),
+        (LEASES, "kube-node-lease", b.name, {"spec": {"holderIdentity": marker}}, None),
+        (PODS, NS, "web", {"status": {"phase": "Failed", "message": marker}}, "status"),
+    )
+    as_a = cluster.node_client(a)
+    try:
+        # A's credentials work (it reads B's Node, as its routes need) and are A's.
+        assert (await as_a.get(NODES, b.name))["metadata"]["name"] == b.name
+        for res, ns, name, patch, sub in writes:
+            with pytest.raises(errors.ApiError) as refused:
+                await as_a.patch(res, name, patch, ns, subresource=sub)
+            assert refused.value.code == 403, (res.plural, refused.value)
+            assert a.name in refused.value.message, refused.value.message  # refused as node A
+    finally:
+        await as_a.close()
+    # Unchanged, through the API and in etcd.
+    node_b = await client.get(NODES, b.name)
+    ready = next(c for c in node_b["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready.get("reason") != marker
+    assert (await client.get(LEASES, b.name, "kube-node-lease"))["spec"]["holderIdentity"] == b.name
+    web = await client.get(PODS, "web", NS)
+    assert web["status"]["phase"] == "Running" and web["status"].get("message") != marker
+    for res, ns, name, _, _ in writes:
+        kv = cluster.api.etcd.get_json(res.key(ns, name))
+        assert kv is not None and marker.encode() not in base64.b64decode(kv["value"]), res.key(ns, name)
 
 
 async def test_service_with_its_only_endpoint_on_the_other_node(cluster, ready_nodes, client):

@@ -1,10 +1,27 @@
-"""Authorization decisions (authz) on request attributes alone."""
+"""Authorization decisions (the Node authorizer, then RBAC with the bootstrap
+policy) on request attributes alone."""
 from __future__ import annotations
 
 import pytest
 
+from controlplane.apiserver import bootstrap_policy
 from controlplane.apiserver.authn import AUTHENTICATED, BOOTSTRAPPERS, MASTERS, NODES, UserInfo
-from controlplane.apiserver.authz import Attributes, authorize, forbidden, verb_for
+from controlplane.apiserver.authz import Attributes, Authorizer, forbidden, verb_for
+from controlplane.apiserver.rbac import RBACAuthorizer, StaticPolicy
+
+
+def bootstrap_authorizer() -> Authorizer:
+    """The chain over exactly the default policy the apiserver ensures at start."""
+    policy = StaticPolicy()
+    for role in bootstrap_policy.default_cluster_roles():
+        policy.add("clusterroles", role)
+    for binding in bootstrap_policy.CLUSTER_ROLE_BINDINGS:
+        policy.add("clusterrolebindings", binding)
+    return Authorizer(RBACAuthorizer(policy))
+
+
+AUTHZ = bootstrap_authorizer()
+authorize = AUTHZ.authorize
 
 NODE_A = UserInfo("system:node:a", "", (NODES, AUTHENTICATED))
 ADMIN = UserInfo("admin", "", (MASTERS, AUTHENTICATED))
@@ -59,7 +76,7 @@ def test_node_reads_what_agent_and_proxy_read_and_no_more():
         assert allowed(NODE_A, "list", res) and allowed(NODE_A, "watch", res)
     assert allowed(NODE_A, "watch", "endpointslices", DISC)
     assert not allowed(NODE_A, "list", "events")
-    assert not allowed(NODE_A, "get", "secrets", name="x")
+    assert not allowed(NODE_A, "create", "secrets", ns="d")
 
 
 def test_node_pods_status_and_delete_pass_to_admission_other_pod_writes_do_not():
@@ -106,14 +123,27 @@ def test_components_get_what_their_code_calls():
     assert allowed(CM, "patch", "nodes", name="a")
     assert allowed(CM, "delete", "pods", ns="d", name="p")
     assert allowed(CM, "update", "namespaces", sub="finalize", name="n")
-    assert not allowed(CM, "create", "pods", ns="d")
+    # The workload controllers create what they own, and nothing of the RBAC policy.
+    assert allowed(CM, "create", "pods", ns="d") and allowed(CM, "create", "replicasets", "apps", ns="d")
+    assert allowed(CM, "create", "jobs", "batch", ns="d")
+    assert not allowed(CM, "create", "deployments", "apps", ns="d")
+    assert not allowed(CM, "create", "clusterrolebindings", "rbac.authorization.k8s.io")
     assert not allowed(NOBODY, "list", "pods")
 
 
 def test_discovery_for_anyone_authenticated():
     assert authorize(NOBODY, Attributes("get", path="/apis/apps/v1")).allowed
     assert authorize(BOOT, Attributes("get", path="/openapi/v3")).allowed
+    assert authorize(NOBODY, Attributes("get", path="/version")).allowed
     assert not authorize(NOBODY, Attributes("post", path="/api")).allowed
+    assert not authorize(NOBODY, Attributes("get", path="/metrics")).allowed
+    assert not authorize(UserInfo("anon", "", ()), Attributes("get", path="/apis")).allowed
+
+
+def test_anyone_authenticated_may_ask_what_it_may_do():
+    assert allowed(NOBODY, "create", "selfsubjectaccessreviews", "authorization.k8s.io")
+    assert allowed(NOBODY, "create", "selfsubjectrulesreviews", "authorization.k8s.io")
+    assert not allowed(NOBODY, "create", "subjectaccessreviews", "authorization.k8s.io")
 
 
 def test_forbidden_is_worded_like_kubernetes():

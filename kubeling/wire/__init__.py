@@ -1,0 +1,1 @@
+"""Wire-level helpers shared by the apiserver and the agent."""
