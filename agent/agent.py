@@ -12,7 +12,7 @@ from agent.checkpoints import CheckpointStore
 from agent.cni import CniInvoker
 from agent.cni_config import CONF_NAME, conflist, write_conflist
 from agent.events import EventRecorder
-from agent.logs_server import LogsServer, ensure_serving_cert, tls_context
+from agent.logs_server import LogsServer, ensure_serving_cert
 from agent.node_ip import node_ip
 from agent.node_routes import NodeRoutesController
 from agent.node_status import NodeStatusReporter
@@ -23,7 +23,7 @@ from agent.probe_results import ProbeResults
 from agent.projected import ObjectVolumes
 from agent.prober import Prober
 from agent.runtime.docker import DockerRuntime
-from kubeling import errors
+from kubeling import errors, pki
 from kubeling.client import Client, resource_path
 from kubeling.informer import Informer
 from kubeling.resources import lookup
@@ -199,7 +199,7 @@ class Agent:
         if not (cert and key):
             cert, key = ensure_serving_cert(self.cfg.root_dir, [self.cfg.node_name, self.host_ip])
         await self.logs.start(self.cfg.logs_address, self.cfg.logs_port,
-                              tls_context(cert, key, self.cfg.client_ca))
+                              pki.server_tls_context(cert, key, self.cfg.client_ca))
         try:
             await self.pleg.relist()
             self.pleg.healthy = True

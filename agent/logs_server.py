@@ -45,17 +45,6 @@ ALLOWED_GROUPS = ("system:masters",)
 PUBLIC = ("/healthz",)
 
 
-def tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    if client_ca:
-        ctx.load_verify_locations(cafile=client_ca)
-        # Optional at the handshake so a missing certificate gets a readable 401;
-        # one that does not verify still fails the handshake.
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-    return ctx
-
-
 def ensure_serving_cert(root_dir: str, hosts: list[str]) -> tuple[str, str]:
     """A self-signed serving certificate for the node, made once under root_dir/pki."""
     d = Path(root_dir) / "pki"

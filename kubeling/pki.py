@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 import os
 import socket
+import ssl
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -239,6 +240,19 @@ def self_signed(cert: Path, key: Path, hosts: list[str], days: int = CA_DAYS) ->
     c = _build(name, k.public_key(), name, k, days=days, ca=True, client=False, server=True, hosts=hosts)
     _write(Path(key), key_pem, 0o600)
     _write(Path(cert), _pem(c), 0o644)
+
+
+def server_tls_context(cert: str, key: str | None, client_ca: str | None = None) -> ssl.SSLContext:
+    """A TLS server context (the apiserver's, the node agent's). With a client CA, a
+    client may present a certificate signed by it: optional at the handshake, so a
+    request without one is answered (anonymous, or a readable 401), while one that
+    does not verify fails the handshake, as with kube-apiserver."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.load_verify_locations(cafile=client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
 
 
 # The apiserver's identity towards node agents (kubeadm's apiserver-kubelet-client).

@@ -121,6 +121,17 @@ def etcd(tmp_path_factory):
     shutil.rmtree(info.data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def isolated_etcd(tmp_path_factory):
+    """An etcd of the module's own, for tests that store what other apiservers on the shared
+    etcd could not read (Secrets encrypted with a key only their apiserver has)."""
+    base = tmp_path_factory.mktemp("isolated-etcd")
+    proc, info = start_etcd(base)
+    yield info
+    stop_process(proc)
+    shutil.rmtree(info.data_dir, ignore_errors=True)
+
+
 @dataclass
 class ApiServer:
     url: str

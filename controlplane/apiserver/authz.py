@@ -68,7 +68,9 @@ EVENT_WRITES = _rule(("create", "update", "patch"), ("", "events.k8s.io"), ("eve
 # Node reads: what an agent (its pods, their configmaps, secrets and service accounts,
 # every Node for routes) and a proxy (services, endpoints, endpointslices) read.
 # Kubernetes narrows a node's reads of secrets and configmaps to its pods' through a
-# graph of the objects; kubeling has no such graph yet: a node reads them all.
+# graph of the objects; kubeling has no graph: NodeRestriction (node_restriction.py)
+# lets a node get only the Secrets its own pods reference (no list or watch), while
+# configmaps stay readable in full.
 NODE_RULES = (
     _rule(READ, ("",), ("pods", "services", "endpoints", "nodes", "namespaces", "configmaps", "secrets",
                         "serviceaccounts", "persistentvolumeclaims", "persistentvolumes")),

@@ -7,7 +7,7 @@ import ssl
 
 from aiohttp import web
 
-from kubeling import sdnotify
+from kubeling import pki, sdnotify
 
 from .app import build_app
 from . import encryption
@@ -46,14 +46,7 @@ def tls_context(cert: str | None, key: str | None, client_ca: str | None = None)
     only over TLS, so plain HTTP serves them as anonymous. With a client CA, a
     client may present a certificate signed by it (and is then its CN/O); one
     that does not verify fails the handshake, as with kube-apiserver."""
-    if not cert:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    if client_ca:
-        ctx.load_verify_locations(cafile=client_ca)
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-    return ctx
+    return pki.server_tls_context(cert, key, client_ca) if cert else None
 
 
 def run(etcd: str, bind: str, port: int, token_file: str | None,

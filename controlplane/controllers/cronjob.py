@@ -10,7 +10,6 @@ The clock is injectable, and the schedule arithmetic is pure functions.
 """
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from datetime import datetime, timedelta, tzinfo
@@ -25,6 +24,7 @@ from . import controller_ref
 from .event_recorder import EventRecorder
 from .job import has_condition
 from .pod_owner import NORMAL, WARNING, Key, key_of, utcnow
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -98,9 +98,8 @@ def object_ref(job: dict[str, Any]) -> dict[str, Any]:
             "apiVersion": "batch/v1", "resourceVersion": meta.get("resourceVersion", "")}
 
 
-class CronJobController:
+class CronJobController(QueueWorker):
     component = "cronjob-controller"
-    max_retries = 15
 
     def __init__(self, client: Client, informers: SharedInformers, workers: int = 2,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -112,9 +111,9 @@ class CronJobController:
         self.queue = WorkQueue()
         self.informers = informers
         self._created: set[str] = set()  # uids of jobs we made (the informer may not show them yet)
-        self.cronjobs = informers.add_handlers(CRONJOBS, self._changed, lambda _o, n: self._changed(n),
+        self.cronjobs = self.watch(CRONJOBS, self._changed, lambda _o, n: self._changed(n),
                                                self._changed)
-        self.jobs = informers.add_handlers(JOBS, self._job_changed, lambda _o, n: self._job_changed(n),
+        self.jobs = self.watch(JOBS, self._job_changed, lambda _o, n: self._job_changed(n),
                                            self._job_changed)
 
     def _changed(self, cj: dict[str, Any]) -> None:
@@ -270,31 +269,3 @@ class CronJobController:
         except errors.ApiError as exc:
             if exc.code != 404:
                 raise
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                if self.queue.retries(key) < self.max_retries:
-                    self.log.info("sync %s/%s failed, retrying: %s", key[0], key[1], msg)
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    async def run(self) -> None:
-        await self.informers.wait_synced()
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

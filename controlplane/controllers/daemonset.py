@@ -111,7 +111,7 @@ class DaemonSetController(PodOwnerController):
 
     def __init__(self, client: Client, informers: SharedInformers, workers: int = 2) -> None:
         super().__init__(client, informers, workers)
-        self.nodes = informers.add_handlers(NODES, self._node_changed, self._node_updated, self._node_changed)
+        self.nodes = self.watch(NODES, self._node_changed, self._node_updated, self._node_changed)
 
     def _node_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         # Heartbeats change a node every few seconds; only what eligibility reads matters.

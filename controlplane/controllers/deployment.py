@@ -13,7 +13,6 @@ changing a template annotation: both are just new templates here.
 """
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import json
@@ -28,6 +27,7 @@ from kubeling.selectors import label_selector_from_dict
 
 from . import controller_ref
 from .event_recorder import EventRecorder
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -133,9 +133,7 @@ def _key(obj: dict[str, Any]) -> Key:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
-class DeploymentController:
-    max_retries = 15
-
+class DeploymentController(QueueWorker):
     def __init__(self, client: Client, informers: SharedInformers, workers: int = 3) -> None:
         self.client = client
         self.log = logging.getLogger("kubeling.deployment-controller")
@@ -143,13 +141,13 @@ class DeploymentController:
         self.queue = WorkQueue()
         self.workers = workers
         self.informers = informers
-        self.deployments = informers.add_handlers(DEPLOYMENTS, self._enqueue, lambda _o, n: self._enqueue(n),
+        self.deployments = self.watch(DEPLOYMENTS, self._enqueue, lambda _o, n: self._enqueue(n),
                                                   self._enqueue)
-        self.replicasets = informers.add_handlers(REPLICASETS, self._rs_changed,
+        self.replicasets = self.watch(REPLICASETS, self._rs_changed,
                                                   lambda o, n: (self._rs_changed(o), self._rs_changed(n)),
                                                   self._rs_changed)
         # Pods matter only for Recreate (old pods must be gone before new ones start).
-        self.pods = informers.add_handlers(PODS, None, None, self._pod_deleted)
+        self.pods = self.watch(PODS, None, None, self._pod_deleted)
 
     def _enqueue(self, d: dict[str, Any]) -> None:
         self.queue.add(_key(d))
@@ -492,34 +490,3 @@ class DeploymentController:
         transition = prev.get("lastTransitionTime") if prev and prev.get("status") == status else now
         conds[typ] = {"type": typ, "status": status, "lastUpdateTime": now,
                       "lastTransitionTime": transition or now, "reason": reason, "message": message}
-
-    # ---- running -------------------------------------------------------------
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)  # type: ignore[arg-type]
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                if self.queue.retries(key) < self.max_retries:
-                    self.log.info("sync %s failed, retrying: %s", key, msg)
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.log.warning("dropping %s after %d retries: %s", key, self.max_retries, msg)
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    async def run(self) -> None:
-        await self.informers.wait_synced()
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

@@ -14,7 +14,6 @@ deleted, so a dependent seen before its owner is never collected by mistake.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from kubeling import errors
 from kubeling.client import Client, resource_path
 from kubeling.resources import RESOURCES, Resource, for_kind
 
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -47,9 +47,7 @@ class Node:
         return [r for r in self.meta.get("ownerReferences") or [] if isinstance(r, dict) and r.get("uid")]
 
 
-class GarbageCollector:
-    max_retries = 15
-
+class GarbageCollector(QueueWorker):
     def __init__(self, client: Client, informers: SharedInformers, workers: int = 4) -> None:
         self.client = client
         self.log = logging.getLogger("kubeling.garbage-collector")
@@ -61,7 +59,7 @@ class GarbageCollector:
         for res in RESOURCES:
             if (res.group, res.plural) in IGNORED or "watch" not in res.verbs or "delete" not in res.verbs:
                 continue
-            informers.add_handlers(res, lambda o, r=res: self._upsert(r, o),
+            self.watch(res, lambda o, r=res: self._upsert(r, o),
                                    lambda _old, o, r=res: self._upsert(r, o),
                                    lambda o, r=res: self._removed(o))
 
@@ -229,33 +227,14 @@ class GarbageCollector:
 
     # ---- running -------------------------------------------------------------
 
-    async def _worker(self) -> None:
-        while True:
-            uid = await self.queue.get()
-            try:
-                await self.sync(uid)  # type: ignore[arg-type]
-                self.queue.forget(uid)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                if self.queue.retries(uid) < self.max_retries:
-                    self.log.info("gc of %s failed, retrying: %s", uid, msg)
-                    self.queue.add_rate_limited(uid)
-                else:
-                    self.queue.forget(uid)
-            finally:
-                self.queue.done(uid)
-
-    async def run(self) -> None:
-        await self.informers.wait_synced()
+    def after_synced(self) -> None:
         for uid, node in list(self.nodes.items()):
             if node.owners or node.meta.get("deletionTimestamp"):
                 self.queue.add(uid)
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()
+
+    def key_text(self, uid: object) -> str:
+        node = self.nodes.get(str(uid))
+        if node is None:
+            return f"uid {uid}"
+        ns = node.meta.get("namespace")
+        return f"{node.res.plural} {ns + '/' if ns else ''}{node.meta.get('name')} (uid {uid})"

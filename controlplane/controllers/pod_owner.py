@@ -5,7 +5,6 @@ writes seen through OwnWrites so a sync never acts twice on a pod the informer h
 not delivered yet. Subclasses set `res`, `component` and implement `sync_owner`."""
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import logging
@@ -21,6 +20,7 @@ from kubeling.timefmt import parse_time
 from . import controller_ref
 from .event_recorder import EventRecorder
 from .own_writes import OwnWrites
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -66,10 +66,9 @@ def pod_from_template(owner: dict[str, Any], template: dict[str, Any], *, name: 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template.get("spec") or {})}
 
 
-class PodOwnerController:
+class PodOwnerController(QueueWorker):
     res: Resource
     component = "controller"
-    max_retries = 15
 
     def __init__(self, client: Client, informers: SharedInformers, workers: int = 2) -> None:
         self.client = client
@@ -78,9 +77,9 @@ class PodOwnerController:
         self.events = EventRecorder(client, self.component)
         self.queue = WorkQueue()
         self.informers = informers
-        self.owners = informers.add_handlers(self.res, self._owner_changed, lambda _o, n: self._owner_changed(n),
+        self.owners = self.watch(self.res, self._owner_changed, lambda _o, n: self._owner_changed(n),
                                              self._owner_changed)
-        self.pod_informer = informers.add_handlers(PODS, self._pod_changed, self._pod_updated, self._pod_deleted)
+        self.pod_informer = self.watch(PODS, self._pod_changed, self._pod_updated, self._pod_deleted)
         self.pods = OwnWrites(self.pod_informer)
 
     # ---- event handlers --------------------------------------------------------
@@ -223,33 +222,3 @@ class PodOwnerController:
         owner.setdefault("kind", self.res.kind)
         owner.setdefault("apiVersion", self.res.api_version)
         await self.sync_owner(owner)
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                if self.queue.retries(key) < self.max_retries:
-                    self.log.info("sync %s/%s failed, retrying: %s", key[0], key[1], msg)
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.log.warning("dropping %s/%s after %d retries: %s", key[0], key[1], self.max_retries, msg)
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    async def run(self) -> None:
-        """Workers start once the shared informers have listed (the manager runs them)."""
-        await self.informers.wait_synced()
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

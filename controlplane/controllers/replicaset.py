@@ -24,6 +24,7 @@ from kubeling.selectors import label_selector_from_dict, label_selector_from_set
 
 from . import controller_ref
 from .event_recorder import EventRecorder
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -107,11 +108,9 @@ def _key(obj: dict[str, Any]) -> Key:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
-class ReplicaSetController:
+class ReplicaSetController(QueueWorker):
     """`res` is replicasets (component replicaset-controller) or replicationcontrollers
     (component replication-controller)."""
-
-    max_retries = 15
 
     def __init__(self, client: Client, informers: SharedInformers, res: Resource | None = None,
                  workers: int = 3) -> None:
@@ -125,9 +124,9 @@ class ReplicaSetController:
         self.expectations = Expectations()
         self.workers = workers
         self.informers = informers
-        self.owners = informers.add_handlers(self.res, self._owner_changed,
+        self.owners = self.watch(self.res, self._owner_changed,
                                              lambda _o, n: self._owner_changed(n), self._owner_deleted)
-        self.pods = informers.add_handlers(PODS, self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pods = self.watch(PODS, self._pod_added, self._pod_updated, self._pod_deleted)
 
     # ---- event handlers --------------------------------------------------------
 
@@ -310,34 +309,3 @@ class ReplicaSetController:
         except errors.ApiError as exc:
             if exc.code != 404:
                 raise
-
-    # ---- running -------------------------------------------------------------
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)  # type: ignore[arg-type]
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                if self.queue.retries(key) < self.max_retries:
-                    self.log.info("sync %s failed, retrying: %s", key, msg)
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.log.warning("dropping %s after %d retries: %s", key, self.max_retries, msg)
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    async def run(self) -> None:
-        await self.informers.wait_synced()
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

@@ -4,7 +4,6 @@ verifies the apiserver (the controller-manager's --root-ca-file). Pods read it
 through their kube-api-access projected volume. A changed or deleted copy is put back."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -12,33 +11,23 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
 
-from .serviceaccounts import _active
+from .serviceaccounts import PerNamespaceController
 from .shared_informers import SharedInformers
-from .workqueue import WorkQueue
 
 log = logging.getLogger("kubeling.root-ca-cert-publisher")
-NAMESPACES, CONFIGMAPS = lookup("namespaces"), lookup("configmaps")
+CONFIGMAPS = lookup("configmaps")
 NAME = "kube-root-ca.crt"
 DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
                "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
                "guaranteed across distributions of Kubernetes clusters.")
 
 
-class RootCACertPublisher:
+class RootCACertPublisher(PerNamespaceController):
     def __init__(self, client: Client, root_ca: bytes, informers: SharedInformers | None = None) -> None:
-        self.client = client
+        super().__init__(client, informers, 2, log)
         self.root_ca = root_ca.decode()
-        self.own_informers = informers is None
-        self.informers = informers or SharedInformers(client)
-        self.queue = WorkQueue()
-        self.ns_informer = self.informers.add_handlers(
-            NAMESPACES, on_add=self._ns_seen, on_update=lambda _o, n: self._ns_seen(n))
-        self.cm_informer = self.informers.add_handlers(
+        self.cm_informer = self.watch(
             CONFIGMAPS, on_update=lambda _o, cm: self._cm_seen(cm), on_delete=self._cm_seen)
-
-    def _ns_seen(self, ns: dict[str, Any]) -> None:
-        if _active(ns):
-            self.queue.add(ns["metadata"]["name"])
 
     def _cm_seen(self, cm: dict[str, Any]) -> None:
         meta = cm.get("metadata") or {}
@@ -46,7 +35,7 @@ class RootCACertPublisher:
             self.queue.add(meta.get("namespace") or "")
 
     async def sync(self, ns: str) -> None:
-        if not _active(self.ns_informer.get("", ns)):
+        if not self.active(ns):
             return
         data = {"ca.crt": self.root_ca}
         current = self.cm_informer.get(ns, NAME)
@@ -61,26 +50,3 @@ class RootCACertPublisher:
         except errors.ApiError as exc:
             if exc.reason not in ("AlreadyExists", "Forbidden", "NotFound"):
                 raise
-
-    async def _worker(self) -> None:
-        while True:
-            ns = await self.queue.get()
-            try:
-                await self.sync(str(ns))
-                self.queue.forget(ns)
-            except Exception as exc:  # retried with backoff
-                log.warning("namespace %s: %s", ns, exc)
-                self.queue.add_rate_limited(ns)
-            finally:
-                self.queue.done(ns)
-
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(self.informers.run())] if self.own_informers else []
-        try:
-            await self.informers.wait_synced()
-            tasks += [asyncio.create_task(self._worker()) for _ in range(2)]
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

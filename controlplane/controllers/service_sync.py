@@ -8,12 +8,12 @@ import asyncio
 import logging
 from typing import Any
 
-from kubeling import errors
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
 
 from . import service_pods
+from .queue_worker import QueueWorker
 from .workqueue import WorkQueue
 
 SERVICES, PODS = lookup("services"), lookup("pods")
@@ -25,11 +25,10 @@ def _ns_name(obj: dict[str, Any]) -> Key:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
-class ServiceSyncController:
+class ServiceSyncController(QueueWorker):
     """Subclasses set `name`, add informers to `self.informers`, and implement `sync(key)`."""
 
     name = "service-sync"
-    max_retries = 15
 
     def __init__(self, client: Client, workers: int = 4) -> None:
         self.client = client
@@ -101,40 +100,10 @@ class ServiceSyncController:
 
     # ---- running -------------------------------------------------------------
 
-    async def sync(self, key: Key) -> None:
-        raise NotImplementedError
+    # Its own informers (not the manager's shared ones): run() runs them.
 
-    def after_synced(self) -> None:
-        """Hook run once all informers have listed (e.g. to find leftovers)."""
+    def start_informers(self) -> list[asyncio.Task[Any]]:
+        return [asyncio.create_task(i.run()) for i in self.informers]
 
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.queue.retries(key) < self.max_retries:
-                    msg = exc.message if isinstance(exc, errors.ApiError) else repr(exc)
-                    self.log.info("sync %s/%s failed, retrying: %s", key[0], key[1], msg)
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.log.warning("dropping %s/%s after %d retries: %s", key[0], key[1],
-                                     self.max_retries, exc)
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(i.run()) for i in self.informers]
-        try:
-            await asyncio.gather(*(i.synced.wait() for i in self.informers))
-            self.after_synced()
-            tasks += [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()
+    async def wait_synced(self) -> None:
+        await asyncio.gather(*(i.synced.wait() for i in self.informers))

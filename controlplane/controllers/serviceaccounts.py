@@ -5,7 +5,6 @@ A work queue of namespace names, fed by the namespace informer (a new namespace)
 and the ServiceAccount informer (a `default` deleted)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +12,7 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
 
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -28,20 +28,41 @@ def _active(ns: dict[str, Any] | None) -> bool:
         (ns.get("status") or {}).get("phase") != "Terminating"
 
 
-class ServiceAccountsController:
-    def __init__(self, client: Client, informers: SharedInformers | None = None, workers: int = 2) -> None:
+class PerNamespaceController(QueueWorker):
+    """A controller that keeps something in every active namespace (this one and the
+    root CA publisher): its keys are namespace names, queued when a namespace is seen
+    and retried with backoff until they sync. It runs the informers itself when none
+    are shared with it."""
+
+    max_retries = None
+    retry_log_level = logging.WARNING
+
+    def __init__(self, client: Client, informers: SharedInformers | None, workers: int,
+                 logger: logging.Logger) -> None:
         self.client = client
+        self.log = logger
         self.workers = workers
         self.own_informers = informers is None
         self.informers = informers or SharedInformers(client)
         self.queue = WorkQueue()
-        self.ns_informer = self.informers.add_handlers(
+        self.ns_informer = self.watch(
             NAMESPACES, on_add=self._ns_seen, on_update=lambda _o, n: self._ns_seen(n))
-        self.sa_informer = self.informers.add_handlers(SERVICEACCOUNTS, on_delete=self._sa_deleted)
 
     def _ns_seen(self, ns: dict[str, Any]) -> None:
         if _active(ns):
             self.queue.add(ns["metadata"]["name"])
+
+    def active(self, ns: str) -> bool:
+        return _active(self.ns_informer.get("", ns))
+
+    def key_text(self, ns: object) -> str:
+        return f"namespace {ns}"
+
+
+class ServiceAccountsController(PerNamespaceController):
+    def __init__(self, client: Client, informers: SharedInformers | None = None, workers: int = 2) -> None:
+        super().__init__(client, informers, workers, log)
+        self.sa_informer = self.watch(SERVICEACCOUNTS, on_delete=self._sa_deleted)
 
     def _sa_deleted(self, sa: dict[str, Any]) -> None:
         meta = sa.get("metadata") or {}
@@ -49,7 +70,7 @@ class ServiceAccountsController:
             self.queue.add(meta.get("namespace") or "")
 
     async def sync(self, ns: str) -> None:
-        if not _active(self.ns_informer.get("", ns)):
+        if not self.active(ns):
             return
         for name in MANAGED:
             if self.sa_informer.get(ns, name) is not None:
@@ -61,26 +82,3 @@ class ServiceAccountsController:
                 # Exists already (our cache lags), or the namespace is going: nothing to do.
                 if exc.reason not in ("AlreadyExists", "Forbidden", "NotFound"):
                     raise
-
-    async def _worker(self) -> None:
-        while True:
-            ns = await self.queue.get()
-            try:
-                await self.sync(str(ns))
-                self.queue.forget(ns)
-            except Exception as exc:  # retried with backoff; one namespace never stops the rest
-                log.warning("namespace %s: %s", ns, exc)
-                self.queue.add_rate_limited(ns)
-            finally:
-                self.queue.done(ns)
-
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(self.informers.run())] if self.own_informers else []
-        try:
-            await self.informers.wait_synced()
-            tasks += [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.queue.shutdown()

@@ -3,7 +3,6 @@ a finished Job (Complete or Failed) with spec.ttlSecondsAfterFinished is deleted
 with its pods (background propagation), that many seconds after it finished."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from kubeling.resources import lookup
 from kubeling.timefmt import parse_time
 
 from .pod_owner import Key, key_of, utcnow
+from .queue_worker import QueueWorker
 from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
@@ -36,13 +36,13 @@ def expires_at(job: dict[str, Any]) -> datetime | None:
     return finished + timedelta(seconds=ttl)
 
 
-class TTLAfterFinishedController:
+class TTLAfterFinishedController(QueueWorker):
     def __init__(self, client: Client, informers: SharedInformers, clock: Callable[[], datetime] = utcnow) -> None:
         self.client, self.clock = client, clock
         self.log = logging.getLogger("kubeling.ttl-after-finished-controller")
         self.queue = WorkQueue()
         self.informers = informers
-        self.jobs = informers.add_handlers(JOBS, self._changed, lambda _o, n: self._changed(n))
+        self.jobs = self.watch(JOBS, self._changed, lambda _o, n: self._changed(n))
 
     def _changed(self, job: dict[str, Any]) -> None:
         if expires_at(job) is not None:
@@ -65,21 +65,3 @@ class TTLAfterFinishedController:
         except errors.ApiError as exc:
             if exc.code not in (404, 409):
                 raise
-
-    async def run(self) -> None:
-        await self.informers.wait_synced()
-        while True:
-            key = await self.queue.get()
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.log.info("sync %s/%s failed, retrying: %s", key[0], key[1], exc)
-                if self.queue.retries(key) < 15:
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.queue.forget(key)
-            finally:
-                self.queue.done(key)

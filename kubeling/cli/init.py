@@ -17,7 +17,7 @@ from kubeling import encryption_config, kubeconfig, pki, systemd
 from .machine import (APISERVER_PORT, FileWriter, Machine, SetupError, check_ip, check_node_name,
                       check_port_free, check_systemd, check_token, default_node_name, existing_installation,
                       fail, install_cni_plugins, machine_from, machine_options, new_token, read_file,
-                      start_units, step, wait_node_ready, write_component)
+                      start_and_wait, step, write_component, writing_files)
 
 ETCD_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -176,6 +176,13 @@ def _write_files(w: FileWriter, m: Machine, advertise: str, node_name: str, toke
     w.mkdir(m.data_dir, 0o700)
 
 
+def _disable_debian_etcd() -> None:
+    if systemd.systemctl("is-enabled", "--quiet", "etcd.service", check=False).returncode == 0:
+        # Debian's etcd-server enables its own etcd on 127.0.0.1:2379.
+        step("disabling Debian's etcd.service (kubeling-etcd replaces it)")
+        systemd.systemctl("disable", "--now", "etcd.service")
+
+
 @click.command("init")
 @click.option("--advertise-address", required=True, help="this machine's address other nodes reach it on")
 @click.option("--node-name", default=None, help="this node's name  [default: the hostname]")
@@ -204,25 +211,10 @@ def init_cmd(advertise_address: str, node_name: str | None, token: str | None, c
                     port, no_start)
     except SetupError as exc:
         fail(str(exc))
-    w = FileWriter()
-    try:
+    with writing_files() as w:
         _write_files(w, m, advertise_address, node_name, token, ca, pod_network_cidr, service_cidr, port)
         install_cni_plugins(m)
-    except (SetupError, OSError, ValueError) as exc:
-        w.rollback()
-        fail(f"writing the files failed, nothing was kept: {exc}")
-    if no_start:
-        step("--no-start: the units are written, not started")
-    else:
-        try:
-            if systemd.systemctl("is-enabled", "--quiet", "etcd.service", check=False).returncode == 0:
-                # Debian's etcd-server enables its own etcd on 127.0.0.1:2379.
-                step("disabling Debian's etcd.service (kubeling-etcd replaces it)")
-                systemd.systemctl("disable", "--now", "etcd.service")
-            start_units(systemd.ALL)
-            wait_node_ready(m.kubeconfig("admin"), node_name, wait_s)
-        except (SetupError, RuntimeError) as exc:
-            fail(f"{exc}; the files stay in place: `kubeling reset` removes them")
+    start_and_wait(systemd.ALL, m.kubeconfig("admin"), node_name, wait_s, no_start, before=_disable_debian_etcd)
     click.echo(f"kubeling control plane at https://{advertise_address}:{port}; "
                f"admin kubeconfig {m.kubeconfig('admin')}")
     click.echo("Join a worker with:")

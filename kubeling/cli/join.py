@@ -12,10 +12,9 @@ import click
 
 from kubeling import kubeconfig, pki, systemd
 
-from .machine import (FileWriter, Machine, SetupError, check_ip, check_node_name, check_systemd,
-                      check_token, default_node_name, existing_installation, fail, install_cni_plugins,
-                      machine_from, machine_options, read_file, start_units, step, wait_node_ready,
-                      write_component)
+from .machine import (Machine, SetupError, check_ip, check_node_name, check_systemd, check_token,
+                      default_node_name, existing_installation, fail, install_cni_plugins, machine_from,
+                      machine_options, read_file, start_and_wait, step, write_component, writing_files)
 
 
 def check_server(url: str) -> tuple[str, str, int]:
@@ -111,8 +110,7 @@ def join_cmd(server: str, token: str, ca_cert: str, node_ip: str | None, node_na
         fail(str(exc))
     except bootstrap.JoinError as exc:
         fail(str(exc))
-    w = FileWriter()
-    try:
+    with writing_files() as w:
         step(f"writing {m.kubeconfig('node')} and {m.ca_cert}")
         w.mkdir(m.pki)
         w.write(m.ca_cert, ca_pem, 0o644)
@@ -124,15 +122,6 @@ def join_cmd(server: str, token: str, ca_cert: str, node_ip: str | None, node_na
             write_component(w, m, component, args)
         w.mkdir(m.data_dir, 0o700)
         install_cni_plugins(m)
-    except (SetupError, OSError, ValueError) as exc:
-        w.rollback()
-        fail(f"writing the files failed, nothing was kept: {exc}")
-    if no_start:
-        step("--no-start: the units are written, not started")
+    if not start_and_wait(systemd.NODE, m.kubeconfig("node"), node_name, wait_s, no_start):
         return
-    try:
-        start_units(systemd.NODE)
-        wait_node_ready(m.kubeconfig("node"), node_name, wait_s)
-    except (SetupError, RuntimeError) as exc:
-        fail(f"{exc}; the files stay in place: `kubeling reset` removes them")
     click.echo(f"node {node_name} joined the cluster at {server}")

@@ -14,7 +14,8 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,6 +225,17 @@ class FileWriter:
         self.created.clear()
 
 
+@contextmanager
+def writing_files() -> Iterator[FileWriter]:
+    """A FileWriter for the block; if the block fails, all it wrote is taken back and the command stops."""
+    w = FileWriter()
+    try:
+        yield w
+    except (SetupError, OSError, ValueError) as exc:
+        w.rollback()
+        fail(f"writing the files failed, nothing was kept: {exc}")
+
+
 def write_component(w: FileWriter, m: Machine, component: str, args: list[str]) -> None:
     w.write(m.dirs.defaults(component), systemd.render_defaults(component, args), 0o644)
     w.write(m.dirs.unit(component), systemd.render_unit(component, m.dirs), 0o644)
@@ -260,6 +272,23 @@ def wait_node_ready(kubeconfig: Path, node: str, timeout: float) -> None:
         raise SetupError(f"node {node} is not Ready after {timeout:.0f}s: {reason} "
                          f"(see `journalctl -u kubeling-agent`)")
     step(f"node {node} is Ready")
+
+
+def start_and_wait(components: Iterable[str], kubeconfig: Path, node: str, wait_s: float, no_start: bool,
+                   before: Callable[[], None] | None = None) -> bool:
+    """Start the units (after `before()`) and wait for the node to be Ready; the
+    command stops with a message if that fails. False with --no-start."""
+    if no_start:
+        step("--no-start: the units are written, not started")
+        return False
+    try:
+        if before is not None:
+            before()
+        start_units(components)
+        wait_node_ready(kubeconfig, node, wait_s)
+    except (SetupError, RuntimeError) as exc:
+        fail(f"{exc}; the files stay in place: `kubeling reset` removes them")
+    return True
 
 
 async def _wait_ready(kubeconfig: Path, node: str, timeout: float) -> str:

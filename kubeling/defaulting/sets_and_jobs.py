@@ -17,23 +17,33 @@ def _unset(d: dict, key: str, value: Any) -> None:
         d[key] = value
 
 
+def _obj(d: dict, key: str) -> dict | None:
+    """d[key], made {} when unset; None when it is not an object."""
+    if d.get(key) is None:
+        d[key] = {}
+    v = d[key]
+    return v if isinstance(v, dict) else None
+
+
+def _rolling_update(spec: dict) -> dict | None:
+    """spec.updateStrategy with type RollingUpdate by default; its rollingUpdate
+    (made when unset) when that is the type."""
+    strategy = _obj(spec, "updateStrategy")
+    if strategy is None:
+        return None
+    _unset(strategy, "type", "RollingUpdate")
+    return _obj(strategy, "rollingUpdate") if strategy.get("type") == "RollingUpdate" else None
+
+
 def default_daemonset(ds: dict) -> None:
     spec = _spec(ds)
     if spec is None:
         return
     default_pod_template(spec.get("template"))
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        _unset(strategy, "type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate")
-            if rolling is None:
-                rolling = strategy["rollingUpdate"] = {}
-            if isinstance(rolling, dict):
-                _unset(rolling, "maxUnavailable", 1)
-                _unset(rolling, "maxSurge", 0)
+    rolling = _rolling_update(spec)
+    if rolling is not None:
+        _unset(rolling, "maxUnavailable", 1)
+        _unset(rolling, "maxSurge", 0)
     _unset(spec, "revisionHistoryLimit", 10)
 
 
@@ -44,22 +54,12 @@ def default_statefulset(sts: dict) -> None:
     default_pod_template(spec.get("template"))
     _unset(spec, "replicas", 1)
     _unset(spec, "podManagementPolicy", "OrderedReady")
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        _unset(strategy, "type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate")
-            if rolling is None:
-                rolling = strategy["rollingUpdate"] = {}
-            if isinstance(rolling, dict):
-                _unset(rolling, "partition", 0)
+    rolling = _rolling_update(spec)
+    if rolling is not None:
+        _unset(rolling, "partition", 0)
     _unset(spec, "revisionHistoryLimit", 10)
-    policy = spec.get("persistentVolumeClaimRetentionPolicy")
-    if policy is None:
-        policy = spec["persistentVolumeClaimRetentionPolicy"] = {}
-    if isinstance(policy, dict):
+    policy = _obj(spec, "persistentVolumeClaimRetentionPolicy")
+    if policy is not None:
         _unset(policy, "whenDeleted", "Retain")
         _unset(policy, "whenScaled", "Retain")
     for claim in spec.get("volumeClaimTemplates") or [] if isinstance(spec.get("volumeClaimTemplates"), list) else []:

@@ -3,6 +3,7 @@ pkg/apis/apps/validation and pkg/apis/core/validation (ValidateReplicationContro
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kubeling.errors import FieldError, forbidden, invalid_value, not_supported, required
@@ -120,7 +121,8 @@ def _update(c: Checker, obj: dict, old: dict | None) -> None:
         c.add(invalid_value("spec.selector", new_sel, IMMUTABLE))
 
 
-def validate_deployment(obj: dict, old: dict | None) -> list[FieldError]:
+def _begin(obj: dict) -> tuple[Checker, dict | None]:
+    """Metadata, spec (its selector is required), replicas and minReadySeconds."""
     c = Checker()
     validate_object_meta(c, obj, True, formats.dns1123_subdomain)
     spec = c.obj(obj, "spec", "spec")
@@ -128,22 +130,38 @@ def validate_deployment(obj: dict, old: dict | None) -> list[FieldError]:
         c.add(required("spec.selector", ""))
     else:
         _common_spec(c, spec, "spec")
-        selects = _label_selector(c, spec, "spec", "deployment")
-        validate_template(c, spec, "spec", selects)
-        _non_negative(c, spec, "revisionHistoryLimit", "spec.revisionHistoryLimit")
-        c.bool(spec, "paused", "spec.paused")
-        deadline = c.int(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds")
-        if deadline is not None:
-            if deadline < 0:
-                c.add(invalid_value("spec.progressDeadlineSeconds", deadline, NEGATIVE))
-            min_ready = spec.get("minReadySeconds")
-            if isinstance(min_ready, int) and deadline <= min_ready:
-                c.add(invalid_value("spec.progressDeadlineSeconds", deadline,
-                                    "must be greater than minReadySeconds"))
-        _strategy(c, spec)
+    return c, spec
+
+
+def _validate_selected(obj: dict, old: dict | None, more: Callable[[Checker, dict], None] | None = None
+                       ) -> list[FieldError]:
+    """A Deployment or ReplicaSet: a LabelSelector matching the template, then `more` checks of the spec."""
+    c, spec = _begin(obj)
+    if spec is not None:
+        validate_template(c, spec, "spec", _label_selector(c, spec, "spec", "deployment"))
+        if more is not None:
+            more(c, spec)
     _status(c, obj)
     _update(c, obj, old)
     return c.errors
+
+
+def validate_deployment(obj: dict, old: dict | None) -> list[FieldError]:
+    return _validate_selected(obj, old, _deployment_spec)
+
+
+def _deployment_spec(c: Checker, spec: dict) -> None:
+    _non_negative(c, spec, "revisionHistoryLimit", "spec.revisionHistoryLimit")
+    c.bool(spec, "paused", "spec.paused")
+    deadline = c.int(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds")
+    if deadline is not None:
+        if deadline < 0:
+            c.add(invalid_value("spec.progressDeadlineSeconds", deadline, NEGATIVE))
+        min_ready = spec.get("minReadySeconds")
+        if isinstance(min_ready, int) and deadline <= min_ready:
+            c.add(invalid_value("spec.progressDeadlineSeconds", deadline,
+                                "must be greater than minReadySeconds"))
+    _strategy(c, spec)
 
 
 def _strategy(c: Checker, spec: dict) -> None:
@@ -174,28 +192,12 @@ def _strategy(c: Checker, spec: dict) -> None:
 
 
 def validate_replicaset(obj: dict, old: dict | None) -> list[FieldError]:
-    c = Checker()
-    validate_object_meta(c, obj, True, formats.dns1123_subdomain)
-    spec = c.obj(obj, "spec", "spec")
-    if spec is None:
-        c.add(required("spec.selector", ""))
-    else:
-        _common_spec(c, spec, "spec")
-        selects = _label_selector(c, spec, "spec", "deployment")
-        validate_template(c, spec, "spec", selects)
-    _status(c, obj)
-    _update(c, obj, old)
-    return c.errors
+    return _validate_selected(obj, old)
 
 
 def validate_replicationcontroller(obj: dict, old: dict | None) -> list[FieldError]:
-    c = Checker()
-    validate_object_meta(c, obj, True, formats.dns1123_subdomain)
-    spec = c.obj(obj, "spec", "spec")
-    if spec is None:
-        c.add(required("spec.selector", ""))
-    else:
-        _common_spec(c, spec, "spec")
+    c, spec = _begin(obj)
+    if spec is not None:
         selector = c.str_map(spec, "selector", "spec.selector")
         selects = None
         if not selector:

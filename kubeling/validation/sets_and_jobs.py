@@ -59,6 +59,17 @@ def _is_zero(v: Any) -> bool:
     return v in (0, "0%", None)
 
 
+def _update_strategy(c: Checker, spec: dict) -> tuple[str | None, dict | None]:
+    """spec.updateStrategy's type (RollingUpdate or OnDelete) and its rollingUpdate, when set."""
+    strategy = c.obj(spec, "updateStrategy", "spec.updateStrategy")
+    if strategy is None:
+        return None, None
+    kind = c.str(strategy, "type", "spec.updateStrategy.type")
+    if kind not in (None, "RollingUpdate", "OnDelete"):
+        c.add(not_supported("spec.updateStrategy.type", kind, ["OnDelete", "RollingUpdate"]))
+    return kind, c.obj(strategy, "rollingUpdate", "spec.updateStrategy.rollingUpdate")
+
+
 # ---- DaemonSet -------------------------------------------------------------------------------
 
 def validate_daemonset(obj: dict, old: dict | None) -> list[FieldError]:
@@ -67,19 +78,13 @@ def validate_daemonset(obj: dict, old: dict | None) -> list[FieldError]:
         return c.errors
     selector = validate_selector(c, spec, "spec")
     validate_pod_template(c, spec, "spec", selector, ("Always",), kind="DaemonSet")
-    strategy = c.obj(spec, "updateStrategy", "spec.updateStrategy")
-    if strategy is not None:
-        kind = c.str(strategy, "type", "spec.updateStrategy.type")
-        if kind not in (None, "RollingUpdate", "OnDelete"):
-            c.add(not_supported("spec.updateStrategy.type", kind, ["OnDelete", "RollingUpdate"]))
-        rolling = c.obj(strategy, "rollingUpdate", "spec.updateStrategy.rollingUpdate")
-        if rolling is not None:
-            rp = "spec.updateStrategy.rollingUpdate"
-            unavailable = _int_or_percent(c, rolling, "maxUnavailable", rp)
-            surge = _int_or_percent(c, rolling, "maxSurge", rp)
-            if _is_zero(unavailable) and _is_zero(surge):
-                c.add(invalid_value(child(rp, "maxUnavailable"), unavailable,
-                                    "may not be 0 when `maxSurge` is 0"))
+    _, rolling = _update_strategy(c, spec)
+    if rolling is not None:
+        rp = "spec.updateStrategy.rollingUpdate"
+        unavailable = _int_or_percent(c, rolling, "maxUnavailable", rp)
+        surge = _int_or_percent(c, rolling, "maxSurge", rp)
+        if _is_zero(unavailable) and _is_zero(surge):
+            c.add(invalid_value(child(rp, "maxUnavailable"), unavailable, "may not be 0 when `maxSurge` is 0"))
     non_negative(c, spec, "minReadySeconds", "spec")
     non_negative(c, spec, "revisionHistoryLimit", "spec")
     old_spec = _old_spec(old)
@@ -97,17 +102,12 @@ def validate_statefulset(obj: dict, old: dict | None) -> list[FieldError]:
     policy = c.str(spec, "podManagementPolicy", "spec.podManagementPolicy")
     if policy not in (None, "OrderedReady", "Parallel"):
         c.add(not_supported("spec.podManagementPolicy", policy, ["OrderedReady", "Parallel"]))
-    strategy = c.obj(spec, "updateStrategy", "spec.updateStrategy")
-    if strategy is not None:
-        kind = c.str(strategy, "type", "spec.updateStrategy.type")
-        if kind not in (None, "RollingUpdate", "OnDelete"):
-            c.add(not_supported("spec.updateStrategy.type", kind, ["OnDelete", "RollingUpdate"]))
-        rolling = c.obj(strategy, "rollingUpdate", "spec.updateStrategy.rollingUpdate")
-        if rolling is not None:
-            if kind == "OnDelete":
-                c.add(invalid_value("spec.updateStrategy.rollingUpdate", rolling,
-                                    "only allowed for updateStrategy 'RollingUpdate'"))
-            non_negative(c, rolling, "partition", "spec.updateStrategy.rollingUpdate")
+    kind, rolling = _update_strategy(c, spec)
+    if rolling is not None:
+        if kind == "OnDelete":
+            c.add(invalid_value("spec.updateStrategy.rollingUpdate", rolling,
+                                "only allowed for updateStrategy 'RollingUpdate'"))
+        non_negative(c, rolling, "partition", "spec.updateStrategy.rollingUpdate")
     non_negative(c, spec, "replicas", "spec")
     non_negative(c, spec, "minReadySeconds", "spec")
     non_negative(c, spec, "revisionHistoryLimit", "spec")

@@ -23,14 +23,14 @@ NAMESPACES, CONFIGMAPS = lookup("namespaces"), lookup("configmaps")
 
 
 @pytest.fixture(scope="module")
-def cluster(etcd, tmp_path_factory):
+def cluster(isolated_etcd, tmp_path_factory):
     """An apiserver with encryption and service-account tokens, and a controller manager."""
     base = tmp_path_factory.mktemp("sa-apiserver")
     enc = base / "encryption.yaml"
     encryption.write_config(enc)
     sa_key = base / "sa.key"
     tokens.generate_key(sa_key)
-    proc, api = start_apiserver(etcd, base, tls=True, extra_args=(
+    proc, api = start_apiserver(isolated_etcd, base, tls=True, extra_args=(
         "--encryption-provider-config", str(enc), "--service-account-signing-key-file", str(sa_key),
         "--service-account-key-file", str(sa_key), "--service-account-issuer", "https://kubeling.test"))
     log = base / "cm.log"
@@ -107,7 +107,7 @@ async def test_secret_encrypted_at_rest_and_plain_through_api(cluster, admin, ns
     assert table["rows"][0]["cells"][:3] == ["db", "Opaque", 2]
 
 
-async def test_key_rotation_reads_old_values(cluster, admin, ns, etcd, tmp_path):
+async def test_key_rotation_reads_old_values(cluster, admin, ns, isolated_etcd, tmp_path):
     await admin.create(SECRETS, {"metadata": {"name": "old"}, "stringData": {"k": "before-rotation"}}, ns)
     old_doc = yaml.safe_load(cluster.encryption_config.read_text())
     old_key = old_doc["resources"][0]["providers"][0]["aescbc"]["keys"][0]
@@ -117,7 +117,7 @@ async def test_key_rotation_reads_old_values(cluster, admin, ns, etcd, tmp_path)
         "resources": [{"resources": ["secrets"], "providers": [
             {"aescbc": {"keys": [{"name": "key2", "secret": base64.b64encode(b"k" * 32).decode()}, old_key]}},
             {"identity": {}}]}]}))
-    proc, api2 = start_apiserver(etcd, tmp_path, extra_args=("--encryption-provider-config", str(rotated)))
+    proc, api2 = start_apiserver(isolated_etcd, tmp_path, extra_args=("--encryption-provider-config", str(rotated)))
     try:
         c = Client(api2.url, api2.token)
         try:

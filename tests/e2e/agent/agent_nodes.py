@@ -313,6 +313,23 @@ def start_controller_manager(api: Any, base: Path, *extra: str) -> tuple[subproc
     return proc, log_path
 
 
+async def tear_down(node: TestNode, admin: Any, *procs: subprocess.Popen) -> list[str]:
+    """The end of a test cluster of its own: the node destroyed (its problems are
+    returned), its Node and Lease deleted, the admin client closed, procs stopped."""
+    from kubeling import errors
+    from kubeling.resources import lookup
+    problems = node.destroy()
+    for res, ns in ((lookup("nodes"), None), (lookup("leases"), "kube-node-lease")):
+        try:
+            await admin.delete(res, node.name, ns)
+        except errors.ApiError:
+            pass
+    await admin.close()
+    for proc in procs:
+        stop_process(proc)
+    return problems
+
+
 async def wait_pod(client, ns: str, name: str, check, timeout: float = 60, what: str = "pod state",
                    interval: float = 0.1):
     """Poll the pod through the API until check(pod) holds; returns the pod."""

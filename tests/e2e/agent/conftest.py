@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 
 from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, sh
-from tests.conftest import start_apiserver, stop_process
+from tests.conftest import REPO, start_apiserver, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -63,4 +65,21 @@ def node_factory(apiserver):
 @pytest.fixture
 def node(node_factory) -> TestNode:
     return node_factory()
+
+
+@pytest.fixture
+def control_plane(apiserver, tmp_path):
+    """The real controller manager and scheduler on the shared API server; neither may log a Traceback."""
+    procs = []
+    for name, args in (("cm", ["controlplane.controllers"]),
+                       ("sched", ["controlplane.scheduler", "--no-leader-elect"])):
+        with open(tmp_path / f"{name}.log", "wb") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--kubeconfig", str(apiserver.kubeconfig)],
+                                          stdout=out, stderr=subprocess.STDOUT, cwd=REPO))
+    yield
+    for p in procs:
+        stop_process(p)
+    for name in ("cm", "sched"):
+        text = (tmp_path / f"{name}.log").read_text()
+        assert "Traceback" not in text, text
 

@@ -14,12 +14,12 @@ import secrets
 import pytest
 
 from agent_nodes import (REFUSALS, TestNode, condition, new_bootstrap_token, pod_manifest, refusals,
-                         start_controller_manager, wait_pod, wait_until)
+                         start_controller_manager, tear_down, wait_pod, wait_until)
 from controlplane.apiserver.authn import bootstrap_token_line
 from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
-from tests.conftest import free_port, start_apiserver, stop_process
+from tests.conftest import free_port, start_apiserver
 
 pytestmark = pytest.mark.e2e
 PODS, NODES, LEASES, NAMESPACES = lookup("pods"), lookup("nodes"), lookup("leases"), lookup("namespaces")
@@ -51,15 +51,7 @@ async def joined_node(etcd, tmp_path):
                              REFUSALS + ("Traceback",))
     finally:
         print(f"---- agent log of {node.name} ----\n{node.log_text()[-6000:]}")
-        problems += node.destroy()
-        for res, ns in ((NODES, None), (LEASES, "kube-node-lease")):
-            try:
-                await admin.delete(res, node.name, ns)
-            except errors.ApiError:
-                pass
-        await admin.close()
-        stop_process(cm_proc)
-        stop_process(api_proc)
+        problems += await tear_down(node, admin, cm_proc, api_proc)
     assert not problems, problems
 
 

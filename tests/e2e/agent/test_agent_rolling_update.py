@@ -12,7 +12,6 @@ import pytest
 
 from agent_nodes import wait_until
 from kubeling.resources import lookup
-from tests.conftest import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 PODS, SERVICES, DEPLOY = lookup("pods"), lookup("services"), lookup("deployments")
@@ -30,22 +29,6 @@ while not stop.is_set():
         failed.append(repr(exc))
 print(ok, len(failed)); print(sorted(bodies)); print(failed[:5])
 """
-
-
-@pytest.fixture
-def control_plane(apiserver, tmp_path):
-    procs = []
-    for name, args in (("cm", ["controlplane.controllers"]),
-                       ("sched", ["controlplane.scheduler", "--no-leader-elect"])):
-        with open(tmp_path / f"{name}.log", "wb") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--kubeconfig", str(apiserver.kubeconfig)],
-                                          stdout=out, stderr=subprocess.STDOUT, cwd=REPO))
-    yield
-    for p in procs:
-        stop_process(p)
-    for name in ("cm", "sched"):
-        text = (tmp_path / f"{name}.log").read_text()
-        assert "Traceback" not in text, text
 
 
 def deployment(node: str, version: str) -> dict:

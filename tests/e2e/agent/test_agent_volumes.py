@@ -18,23 +18,23 @@ import urllib.request
 import pytest
 
 from agent.volumes import mounts_under
-from agent_nodes import (TestNode, condition, pod_manifest, refusals, start_controller_manager, wait_pod,
-                         wait_until)
+from agent_nodes import (TestNode, condition, pod_manifest, refusals, start_controller_manager, tear_down,
+                         wait_pod, wait_until)
 from controlplane.apiserver import encryption, tokens
 from kubeling import errors, kubeconfig, pki
 from kubeling.client import Client
 from kubeling.resources import lookup
-from tests.conftest import free_port, start_apiserver, stop_process
+from tests.conftest import free_port, start_apiserver
 
 pytestmark = pytest.mark.e2e
-PODS, NODES, LEASES = lookup("pods"), lookup("nodes"), lookup("leases")
+PODS = lookup("pods")
 NAMESPACES, SECRETS, CONFIGMAPS, SAS = lookup("namespaces"), lookup("secrets"), lookup("configmaps"), \
     lookup("serviceaccounts")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @pytest.fixture
-async def cluster(etcd, tmp_path):
+async def cluster(isolated_etcd, tmp_path):
     """An HTTPS apiserver with encryption and service-account keys, a controller manager
     (default ServiceAccounts, kube-root-ca.crt) and one node whose agent is system:node:<name>."""
     if os.geteuid() != 0:
@@ -44,7 +44,7 @@ async def cluster(etcd, tmp_path):
     enc, sa_key = tmp_path / "encryption.yaml", tmp_path / "sa.key"
     encryption.write_config(enc)
     tokens.generate_key(sa_key)
-    api_proc, api = start_apiserver(etcd, tmp_path, token="vol-admin", bind="0.0.0.0", tls=True,
+    api_proc, api = start_apiserver(isolated_etcd, tmp_path, token="vol-admin", bind="0.0.0.0", tls=True,
                                     tls_hosts=(node.root_ip,), port=port, extra_args=(
                                         "--encryption-provider-config", str(enc),
                                         "--service-account-signing-key-file", str(sa_key)))
@@ -69,15 +69,7 @@ async def cluster(etcd, tmp_path):
         # A test that failed before its pod went leaves the pod's tmpfs volumes: release them.
         for m in mounts_under(node.agent_root):
             subprocess.run(["umount", m], check=False)
-        problems += node.destroy()
-        for res, ns in ((NODES, None), (LEASES, "kube-node-lease")):
-            try:
-                await admin.delete(res, node.name, ns)
-            except errors.ApiError:
-                pass
-        await admin.close()
-        stop_process(cm_proc)
-        stop_process(api_proc)
+        problems += await tear_down(node, admin, cm_proc, api_proc)
     assert not problems, problems
 
 

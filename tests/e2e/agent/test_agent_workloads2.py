@@ -4,33 +4,14 @@ the Job turns Complete; the DaemonSet's pod is bound to the node by the schedule
 (through the node affinity the controller sets) and becomes Ready."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from agent_nodes import wait_until
 from kubeling import errors
 from kubeling.resources import lookup
-from tests.conftest import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 PODS, JOBS, DS = lookup("pods"), lookup("jobs"), lookup("daemonsets")
-
-
-@pytest.fixture
-def control_plane(apiserver, tmp_path):
-    procs = []
-    for name, args in (("cm", ["controlplane.controllers"]), ("sched", ["controlplane.scheduler", "--no-leader-elect"])):
-        with open(tmp_path / f"{name}.log", "wb") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--kubeconfig", str(apiserver.kubeconfig)],
-                                          stdout=out, stderr=subprocess.STDOUT, cwd=REPO))
-    yield
-    for p in procs:
-        stop_process(p)
-    for name in ("cm", "sched"):
-        text = (tmp_path / f"{name}.log").read_text()
-        assert "Traceback" not in text, text
 
 
 def _condition(obj, typ):
