@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
     p.add_argument("--always-pull", action="store_true",
                    help="pull images with imagePullPolicy Always even when present (needs a registry)")
     p.add_argument("--node-status-period", type=float, default=10.0)
+    p.add_argument("--cluster-dns", default="", help="comma-separated cluster DNS addresses for pods' resolv.conf "
+                   "(kubelet's; unset: pods keep the runtime's resolv.conf)")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf", help="the host file dnsPolicy Default copies")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--teardown", action="store_true",
                    help="remove every pod of this node (containers, network, state) and the pod network, then exit")
@@ -73,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         cni_conf_name=a.cni_conf_name, pause_image=a.pause_image, always_pull=a.always_pull,
         status_period=a.node_status_period, cluster_cidr=a.cluster_cidr, node_routes=a.node_routes,
         route_sync_period=a.route_sync_period, tls_cert=a.tls_cert_file, tls_key=a.tls_private_key_file,
-        client_ca=a.client_ca_file), a.teardown)
+        client_ca=a.client_ca_file, cluster_dns=[s for s in a.cluster_dns.split(",") if s],
+        cluster_domain=a.cluster_domain, resolv_conf=a.resolv_conf), a.teardown)
 
 
 async def amain(cfg: AgentConfig) -> None:

@@ -1,5 +1,5 @@
-"""The node agent: wires the runtime, CNI, pod workers, PLEG, status, node
-registration and the logs endpoint together."""
+"""The node agent: wires the runtime (with the pod network behind it), pod
+workers, PLEG, status, node registration and the logs endpoint together."""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import dns_config
 from agent.checkpoints import CheckpointStore
 from agent.cni import CniInvoker
 from agent.cni_config import CONF_NAME, conflist, write_conflist
@@ -23,6 +24,8 @@ from agent.probe_results import ProbeResults
 from agent.projected import ObjectVolumes
 from agent.prober import Prober
 from agent.runtime.docker import DockerRuntime
+from agent.runtime.sandbox_network import SandboxNetwork
+from agent.runtime.types import RuntimeError_
 from kubeling import errors, pki
 from kubeling.client import Client, resource_path
 from kubeling.informer import Informer
@@ -62,6 +65,10 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     client_ca: str | None = None
+    # kubelet's --cluster-dns / --cluster-domain / --resolv-conf: pods' resolv.conf (agent/dns_config.py).
+    cluster_dns: list[str] = field(default_factory=list)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"
 
 
 class Agent:
@@ -69,9 +76,11 @@ class Agent:
         self.cfg = cfg
         self.client = Client.from_kubeconfig(cfg.kubeconfig, user_agent=f"kubeling-agent/{cfg.node_name}")
         self.host_ip = node_ip(cfg.node_ip, self.client.server)
-        self.runtime = DockerRuntime(cfg.docker_host)
-        self.cni = CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni"))
-        self.checkpoints = CheckpointStore(cfg.root_dir)
+        # CNI and the sandbox checkpoints live behind the Docker runtime, as dockershim's did.
+        self.sandbox_network = SandboxNetwork(
+            CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni")),
+            CheckpointStore(cfg.root_dir), os.path.join(cfg.cni_conf_dir, cfg.cni_conf_name))
+        self.runtime = DockerRuntime(cfg.docker_host, network=self.sandbox_network)
         self.probes = ProbeResults()
         self.prober = Prober(self.probes, self.runtime.exec,
                              lambda pod, reason, msg, typ, name: self.events.pod_event(pod, typ, reason, msg, name))
@@ -79,8 +88,11 @@ class Agent:
         from agent.status_manager import StatusManager
         self.status = StatusManager(self.client)
         self.syncer = PodSyncer(
-            SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull),
-            self.runtime, self.cni, self.checkpoints, self.status, self.events, self.probes,
+            SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull,
+                       dns=dns_config.ClusterDNS(cfg.cluster_dns, cfg.cluster_domain,
+                                                 dns_config.read_host_resolv_conf(cfg.resolv_conf))
+                       if cfg.cluster_dns else None),
+            self.runtime, self.status, self.events, self.probes,
             self._get_configmap, self.network_ready, self.prober,
             object_volumes=ObjectVolumes(cfg.root_dir, self._get_configmap, self._get_secret, self._request_token,
                                          cfg.node_name, self.host_ip, memory_backed=True),
@@ -89,7 +101,8 @@ class Agent:
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}",
                                  on_add=self._pod_changed, on_update=self._pod_updated,
                                  on_delete=self._pod_deleted)
-        self.workers = PodWorkers(self.syncer.sync, self._get_pod_by_uid, self.syncer.teardown)
+        self.workers = PodWorkers(self.syncer.sync, self._get_pod_by_uid, self.syncer.teardown,
+                                  self.syncer.kill_container)
         self.pleg = Pleg(self.runtime, self._runtime_changed)
         self.node = NodeStatusReporter(
             self.client, self.runtime, cfg.node_name, self.host_ip, root_dir=cfg.root_dir,
@@ -107,7 +120,7 @@ class Agent:
     # ---- wiring ----------------------------------------------------------------
 
     def network_ready(self) -> bool:
-        return os.path.exists(os.path.join(self.cfg.cni_conf_dir, self.cfg.cni_conf_name))
+        return self.runtime.network_ready()
 
     def _pod_cidr(self, cidr: str) -> None:
         doc = conflist(cidr, bridge_type=self.cfg.bridge_type, ipam_type=self.cfg.ipam_type,
@@ -172,10 +185,17 @@ class Agent:
             self.workers.update(uid)
 
     def _liveness_failed(self, uid: str, container: str, message: str) -> None:
-        pod = self._get_pod_by_uid(uid)
-        if pod is not None:
-            t = asyncio.create_task(self.syncer.kill_container(pod, container, message))
-            self._tasks.append(t)
+        # The pod's worker stops the container in its turn (not a task of its own
+        # racing the worker's syncs and kills).
+        if uid in self._by_uid:
+            self.workers.kill_container(uid, container, message)
+
+    async def sandbox_pod_uids(self) -> set[str]:
+        try:
+            return {sb.pod_uid for sb in await self.runtime.list_sandboxes()}
+        except RuntimeError_:
+            # Docker not up yet: the checkpoints alone still name the pods to clean.
+            return {cp.pod_uid for cp in self.sandbox_network.checkpointed()}
 
     # ---- running -----------------------------------------------------------------
 
@@ -208,10 +228,10 @@ class Agent:
         await self._register()
         self._tasks.append(asyncio.create_task(self.informer.run(), name="pod-informer"))
         await self.informer.synced.wait()
-        # Adopt what Docker and the checkpoints show: pods of this node resume in
-        # their workers; anything whose pod left the API is torn down.
+        # Adopt what the runtime shows (its remembered sandboxes too): pods of this node
+        # resume in their workers; anything whose pod left the API is torn down.
         known = set(self._by_uid)
-        leftovers = (self.pleg.pod_uids() | {cp.pod_uid for cp in self.checkpoints.all()}) - known
+        leftovers = (self.pleg.pod_uids() | await self.sandbox_pod_uids()) - known
         for uid in leftovers:
             log.info("tearing down pod %s: gone from the API", uid)
             self.workers.update(uid)

@@ -1,5 +1,5 @@
 """Pod lifecycle events (kubelet's PLEG): a relist of the runtime every second
-plus Docker's event stream, so a container that dies is noticed at once. Each
+plus the runtime's container events, so a container that dies is noticed at once. Each
 change is reported as the pod uid it belongs to."""
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from agent.runtime.types import POD_UID, Runtime
+from agent.runtime.types import Runtime
 
 log = logging.getLogger("agent.pleg")
-
-INTERESTING = {"start", "die", "oom", "destroy", "stop", "kill"}
 
 
 class Pleg:
@@ -54,12 +52,10 @@ class Pleg:
         while True:
             try:
                 async for ev in self.runtime.events():
-                    if ev.get("Action", ev.get("status", "")).split(":")[0] in INTERESTING:
-                        uid = ((ev.get("Actor") or {}).get("Attributes") or {}).get(POD_UID)
-                        if uid:
-                            self.on_change(uid)
+                    if ev.pod_uid:
+                        self.on_change(ev.pod_uid)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.debug("docker events stream broke: %s", exc)
+                log.debug("runtime event stream broke: %s", exc)
             await asyncio.sleep(1)

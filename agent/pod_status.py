@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.probe_results import ProbeResults
 from agent.runtime.types import ContainerRecord
-from kubeling.timefmt import format_time, parse_time
+from kubeling.timefmt import format_time
 
 TERMINAL = ("Succeeded", "Failed")
 
@@ -17,9 +17,9 @@ def now_str() -> str:
     return format_time(datetime.now(timezone.utc))
 
 
-def api_time(docker_time: str) -> str | None:
-    when = parse_time(docker_time) if docker_time else None
-    return format_time(when) if when else None
+def api_time(when: float) -> str | None:
+    """A runtime time (epoch seconds, 0 when unknown) as the API's RFC 3339."""
+    return format_time(datetime.fromtimestamp(when, timezone.utc)) if when else None
 
 
 @dataclass

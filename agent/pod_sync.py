@@ -1,11 +1,11 @@
 """One pass of a pod worker (kubelet's SyncPod / SyncTerminatingPod): compare the
-pod spec with what the runtime shows and take the next steps: sandbox + network,
+pod spec with what the runtime shows and take the next steps: sandbox (the runtime
+sets up its network),
 init containers in order, app containers with restartPolicy and crash back-off,
 status; on deletion, stop with the grace period, tear down, confirm."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,18 +14,16 @@ from typing import Any
 
 from agent import volumes
 from agent.backoff import Backoff
-from agent.checkpoints import CheckpointStore, SandboxCheckpoint
-from agent.cni import CniInvoker, pod_ips
 from agent.container_spec import cgroup_settings, command_and_args, container_hash, hosts_file
+from agent.dns_config import ClusterDNS, write_pod_resolv_conf
 from agent.envvars import ConfigError, container_env
 from agent.events import EventRecorder
 from agent.pod_status import PodRuntimeView, by_name, pod_status
 from agent.probe_results import ProbeResults
 from agent.prober import Prober, run_pre_stop
-from agent.runtime.types import (ContainerConfig, ContainerRecord, PullError, Runtime, RuntimeError_,
+from agent.runtime.types import (ContainerConfig, ContainerRecord, Mount, PullError, Runtime, RuntimeError_,
                                  SandboxConfig)
 from agent.status_manager import StatusManager
-from kubeling.timefmt import parse_time
 
 log = logging.getLogger("agent.sync")
 
@@ -41,6 +39,7 @@ class SyncConfig:
     pause_image: str = "kubeling/pause:3.9"
     always_pull: bool = False   # no registry here: "Always" uses a present image unless set
     node_allocatable: dict[str, str] = field(default_factory=dict)
+    dns: ClusterDNS | None = None  # with --cluster-dns: each container gets the pod's resolv.conf
 
 
 @dataclass
@@ -51,9 +50,49 @@ class SyncResult:
     done: bool = False     # the pod is finished with on this node (deleted)
 
 
-def _epoch(docker_time: str) -> float:
-    when = parse_time(docker_time) if docker_time else None
-    return when.timestamp() if when else time.time()
+class RetryAfterFailure:
+    """Back-off of an operation that failed (a sandbox, an image pull), keyed
+    "<pod uid>/...": the back-off and the time of the last failure kept together."""
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self._failed_at: dict[str, float] = {}
+
+    def waiting(self, key: str) -> float | None:
+        """Seconds until the next try, None when a try may run now."""
+        at = self._failed_at.get(key)
+        if at is None or not self.backoff.in_backoff_since(key, at):
+            return None
+        return self.backoff.remaining(key, at)
+
+    def remaining(self, key: str) -> float:
+        return self.backoff.remaining(key, self._failed_at.get(key, 0))
+
+    def failed(self, key: str) -> float:
+        """Record a failure now; returns the back-off it starts."""
+        now = time.time()
+        self.backoff.next(key, now)
+        self._failed_at[key] = now
+        return self.backoff.get(key)
+
+    def succeeded(self, key: str) -> None:
+        self._failed_at.pop(key, None)
+
+    def forget_pod(self, uid: str) -> None:
+        self.backoff.forget(uid + "/")
+        for k in [k for k in self._failed_at if k.startswith(uid + "/")]:
+            del self._failed_at[k]
+
+
+def _epoch(when: float) -> float:
+    """A runtime time (epoch seconds, 0 when unknown); unknown counts as now."""
+    return when or time.time()
+
+
+def _mount(bind: str) -> Mount:
+    """volumes.binds' "host:container:ro|rw" as the runtime's typed mount."""
+    host, ctr, mode = bind.rsplit(":", 2)
+    return Mount(host, ctr, read_only=mode == "ro")
 
 
 def pod_full_name(pod: dict[str, Any]) -> str:
@@ -62,16 +101,13 @@ def pod_full_name(pod: dict[str, Any]) -> str:
 
 
 class PodSyncer:
-    def __init__(self, cfg: SyncConfig, runtime: Runtime, cni: CniInvoker, checkpoints: CheckpointStore,
-                 status: StatusManager, events: EventRecorder, probes: ProbeResults,
+    def __init__(self, cfg: SyncConfig, runtime: Runtime, status: StatusManager, events: EventRecorder, probes: ProbeResults,
                  get_configmap: Callable[[str, str], Awaitable[dict[str, Any] | None]],
                  network_ready: Callable[[], bool] = lambda: True, prober: Prober | None = None,
                  object_volumes: Any = None,
                  get_secret: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.cfg = cfg
         self.runtime = runtime
-        self.cni = cni
-        self.checkpoints = checkpoints
         self.status = status
         self.events = events
         self.probes = probes
@@ -82,14 +118,14 @@ class PodSyncer:
         # the Secret reader of env/envFrom.
         self.object_volumes = object_volumes
         self.get_secret = get_secret
+        # Failure bookkeeping, one place per concern: the last FailedMount message per pod
+        # (an event once per new message), crash back-off (counted from the container's
+        # finish), image pulls, and sandbox creation (no network config yet, CNI errors:
+        # 1 s doubling to 30 s).
         self._mount_failure: dict[str, str] = {}
         self.crash_backoff = Backoff()
-        self.image_backoff = Backoff()
-        # Sandbox creation failures (no network config yet, CNI errors) retry at 1 s doubling to 30 s.
-        self.sandbox_backoff = Backoff(1.0, 30.0)
-        self._sandbox_failed_at: dict[str, float] = {}
-        self._pull_failed_at: dict[str, float] = {}
-        self._pull_error: dict[str, str] = {}
+        self.image_retry = RetryAfterFailure(Backoff())
+        self.sandbox_retry = RetryAfterFailure(Backoff(1.0, 30.0))
 
     # ---- entry points ----------------------------------------------------------
 
@@ -147,11 +183,14 @@ class PodSyncer:
         """preStop hook first (it spends part of the grace period), then SIGTERM/SIGKILL."""
         spec = _container_spec(pod, r.name) if pod is not None else None
         if spec is not None and (spec.get("lifecycle") or {}).get("preStop"):
-            cp = self.checkpoints.get(r.sandbox_id)
-            ip = cp.pod_ips[0] if cp is not None and cp.pod_ips else None
+            ip = await self._pod_ip(r.sandbox_id)
             spent = await run_pre_stop(pod, spec, r.id, ip, self.runtime.exec, grace, self._probe_event)
             grace = max(int(grace - spent), 2)  # kubelet keeps at least 2 s for the stop itself
         await self.runtime.stop_container(r.id, grace)
+
+    async def _pod_ip(self, sandbox_id: str) -> str | None:
+        st = await self.runtime.sandbox_status(sandbox_id)
+        return st.pod_ips[0] if st is not None and st.pod_ips else None
 
     def _probe_event(self, pod: dict[str, Any], reason: str, message: str, typ: str, container: str) -> None:
         self.events.pod_event(pod, typ, reason, message, container)
@@ -163,7 +202,7 @@ class PodSyncer:
                 await self.runtime.stop_container(r.id, _grace(pod))
         for r in records:
             if r.is_sandbox:
-                await self._stop_sandbox(r.id, r if r.running else None)
+                await self.runtime.stop_sandbox(r.id)
 
     # ---- running a pod ---------------------------------------------------------
 
@@ -187,27 +226,25 @@ class PodSyncer:
                 records = await self.runtime.list(pod["metadata"]["uid"])
                 hist = by_name(records)
             key = f"{pod['metadata']['uid']}/POD"
-            failed_at = self._sandbox_failed_at.get(key)
-            if failed_at is not None and self.sandbox_backoff.in_backoff_since(key, failed_at):
+            wait = self.sandbox_retry.waiting(key)
+            if wait is not None:
                 view.records = records
-                return view, self.sandbox_backoff.remaining(key, failed_at) + 0.05
+                return view, wait + 0.05
             try:
                 sandbox = await self._create_sandbox(pod, sandbox.attempt + 1 if sandbox else 0)
             except Exception as exc:
                 log.warning("sandbox for %s failed: %s", pod_full_name(pod), exc)
                 self.events.pod_event(pod, WARNING, "FailedCreatePodSandBox",
                                       f"Failed to create pod sandbox: {exc}")
-                now = time.time()
-                self.sandbox_backoff.next(key, now)
-                self._sandbox_failed_at[key] = now
+                delay = self.sandbox_retry.failed(key)
                 view.records = records
-                return view, self.sandbox_backoff.get(key) + 0.05
-            self._sandbox_failed_at.pop(key, None)
+                return view, delay + 0.05
+            self.sandbox_retry.succeeded(key)
             records = [*records, sandbox]
             view.records = records
         view.sandbox = sandbox
-        cp = self.checkpoints.get(sandbox.id)
-        view.pod_ips = cp.pod_ips if cp else pod_ips(self.cni.cached_result(sandbox.id))
+        st = await self.runtime.sandbox_status(sandbox.id)
+        view.pod_ips = st.pod_ips if st is not None else []
 
         resync: float | None = None
         started_any = False
@@ -267,8 +304,7 @@ class PodSyncer:
         if not ok:
             reason = view.waiting.get(name, ("", ""))[0]
             if reason in ("ErrImagePull", "ImagePullBackOff"):
-                return self.image_backoff.remaining(self._image_key(pod, c),
-                                                    self._pull_failed_at.get(self._image_key(pod, c), 0)) + 0.05, False
+                return self.image_retry.remaining(self._image_key(pod, c)) + 0.05, False
             return SANDBOX_RETRY, False
         # Keep one dead attempt (for --previous and lastState); older ones go.
         for old in by_name(view.records).get(name, [])[1:]:
@@ -295,8 +331,7 @@ class PodSyncer:
             self.events.pod_event(pod, WARNING, "ErrImageNeverPull", msg, name, init)
             return False
         key = self._image_key(pod, c)
-        failed_at = self._pull_failed_at.get(key)
-        if failed_at is not None and self.image_backoff.in_backoff_since(key, failed_at):
+        if self.image_retry.waiting(key) is not None:
             view.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
             self.events.pod_event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"', name, init)
             return False
@@ -305,15 +340,13 @@ class PodSyncer:
         try:
             await self.runtime.pull(image)
         except (PullError, RuntimeError_) as exc:
-            now = time.time()
-            self.image_backoff.next(key, now)
-            self._pull_failed_at[key] = now
+            self.image_retry.failed(key)
             msg = f'Failed to pull image "{image}": {exc}'
             view.waiting[name] = ("ErrImagePull", msg)
             self.events.pod_event(pod, WARNING, "Failed", msg, name, init)
             self.events.pod_event(pod, WARNING, "Failed", "Error: ErrImagePull", name, init)
             return False
-        self._pull_failed_at.pop(key, None)
+        self.image_retry.succeeded(key)
         self.events.pod_event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in '
                               f"{time.monotonic() - t0:.3f}s", name, init)
         return True
@@ -333,21 +366,24 @@ class PodSyncer:
                                       node_name=self.cfg.node_name, host_ip=self.cfg.host_ip,
                                       node_alloc=self.cfg.node_allocatable, get_secret=self.get_secret)
             vols = volumes.prepare_volumes(self.cfg.root_dir, pod)
-            binds = volumes.binds(c, vols)
+            mounts = [_mount(b) for b in volumes.binds(c, vols)]
         except (ConfigError, volumes.VolumeError, OSError) as exc:
             view.waiting[name] = ("CreateContainerConfigError", str(exc))
             self.events.pod_event(pod, WARNING, "Failed", f"Error: {exc}", name, init)
             return False
         hosts = volumes.pod_dir(self.cfg.root_dir, meta["uid"]) / "etc-hosts"
         if not (pod.get("spec") or {}).get("hostNetwork") and hosts.exists() and not any(
-                b.split(":")[1] == "/etc/hosts" for b in binds):
-            binds.append(f"{hosts}:/etc/hosts:rw")
+                m.container_path == "/etc/hosts" for m in mounts):
+            mounts.append(Mount(str(hosts), "/etc/hosts"))
+        if self.cfg.dns is not None and not any(m.container_path == "/etc/resolv.conf" for m in mounts):
+            mounts.append(Mount(write_pod_resolv_conf(volumes.pod_dir(self.cfg.root_dir, meta["uid"]), pod,
+                                                      self.cfg.dns), "/etc/resolv.conf"))
         env_map = dict(env)
         entry, cmd = command_and_args(c, env_map)
         cfg = ContainerConfig(
             name=name, pod_name=meta["name"], pod_namespace=meta["namespace"], pod_uid=meta["uid"],
             attempt=attempt, sandbox_id=sandbox.id, image=c.get("image", ""), entrypoint=entry, cmd=cmd,
-            env=env, working_dir=c.get("workingDir"), binds=binds, tty=bool(c.get("tty")),
+            env=env, working_dir=c.get("workingDir"), mounts=mounts, tty=bool(c.get("tty")),
             stdin=bool(c.get("stdin")), init=init, container_hash=container_hash(c),
             **cgroup_settings(c))
         try:
@@ -380,34 +416,12 @@ class PodSyncer:
             pod_name=meta["name"], pod_namespace=meta["namespace"], pod_uid=meta["uid"], attempt=attempt,
             image=self.cfg.pause_image, hostname=spec.get("hostname") or meta["name"],
             host_network=host_network, labels=labels))
-        cp = SandboxCheckpoint(sb.id, meta["uid"], meta["name"], meta["namespace"], host_network)
-        self.checkpoints.save(cp)
-        if not host_network:
-            try:
-                result = await self.cni.add(sb.id, f"/proc/{sb.pid}/ns/net", meta["namespace"], meta["name"])
-            except Exception:
-                await self._stop_sandbox(sb.id, sb)
-                await self.runtime.remove_container(sb.id)
-                self.checkpoints.remove(sb.id)
-                raise
-            cp.pod_ips = pod_ips(result)
-            self.checkpoints.save(cp)
+        ip = await self._pod_ip(sb.id)
         hosts = volumes.pod_dir(self.cfg.root_dir, meta["uid"]) / "etc-hosts"
         hosts.parent.mkdir(parents=True, exist_ok=True)
-        hosts.write_text(hosts_file(cp.pod_ips[0] if cp.pod_ips else "",
+        hosts.write_text(hosts_file(ip or "",
                                     spec.get("hostname") or meta["name"], spec.get("hostAliases")))
         return sb
-
-    async def _stop_sandbox(self, sandbox_id: str, rec: ContainerRecord | None) -> None:
-        """CNI DEL (while the netns still exists, if it does), then stop."""
-        cp = self.checkpoints.get(sandbox_id)
-        if cp is not None and not cp.host_network and not cp.network_torn_down:
-            netns = f"/proc/{rec.pid}/ns/net" if rec is not None and rec.running and rec.pid else ""
-            await self.cni.delete(sandbox_id, netns, cp.pod_namespace, cp.pod_name)
-            cp.network_torn_down = True
-            self.checkpoints.save(cp)
-        if rec is not None and rec.running:
-            await self.runtime.stop_sandbox(sandbox_id)
 
     async def _replace_sandbox(self, pod: dict[str, Any], records: list[ContainerRecord]) -> None:
         """The sandbox died: everything in it goes, kubelet then starts over."""
@@ -415,8 +429,7 @@ class PodSyncer:
         await self.kill_pod(pod, records, _grace(pod))
         for r in records:
             if r.is_sandbox:
-                await self.runtime.remove_container(r.id)
-                self.checkpoints.remove(r.id)
+                await self.runtime.remove_sandbox(r.id)
 
     # ---- stopping --------------------------------------------------------------
 
@@ -430,19 +443,19 @@ class PodSyncer:
         await asyncio.gather(*(stop(r) for r in running))
         for r in records:
             if r.is_sandbox:
-                await self._stop_sandbox(r.id, r)
+                await self.runtime.stop_sandbox(r.id)
 
     async def teardown(self, uid: str, records: list[ContainerRecord] | None = None, grace: int = 1) -> None:
         """Everything of the pod leaves the node: containers, network, volumes, state."""
         if records is None:
             records = await self.runtime.list(uid)
         await self.kill_pod(None, records, grace)
-        for cp in self.checkpoints.for_pod(uid):
-            if not cp.host_network and not cp.network_torn_down:
-                await self.cni.delete(cp.sandbox_id, "", cp.pod_namespace, cp.pod_name)
-            self.checkpoints.remove(cp.sandbox_id)
+        # Sandboxes the runtime only remembers (container gone) are among these.
+        for sb in await self.runtime.list_sandboxes(uid):
+            await self.runtime.remove_sandbox(sb.id)
         for r in records:
-            await self.runtime.remove_container(r.id)
+            if not r.is_sandbox:
+                await self.runtime.remove_container(r.id)
         self.probes.forget([r.id for r in records])
         if self.prober is not None:
             self.prober.remove_pod(uid)
@@ -451,11 +464,8 @@ class PodSyncer:
         if self.object_volumes is not None:
             self.object_volumes.forget(uid)
         self.crash_backoff.forget(uid + "/")
-        self.image_backoff.forget(uid + "/")
-        self.sandbox_backoff.forget(uid + "/")
-        self._sandbox_failed_at.pop(uid + "/POD", None)
-        for k in [k for k in self._pull_failed_at if k.startswith(uid + "/")]:
-            del self._pull_failed_at[k]
+        self.image_retry.forget_pod(uid)
+        self.sandbox_retry.forget_pod(uid)
         self.status.forget(uid)
 
     async def kill_container(self, pod: dict[str, Any], name: str, message: str) -> None:
@@ -486,12 +496,8 @@ def _container_spec(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def _monotonic_of(started_at: str) -> float:
-    """Docker's StartedAt (RFC 3339, nanoseconds) on the monotonic clock probes count delays on."""
-    try:
-        head, _, frac = started_at.rstrip("Z").partition(".")
-        t = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc).timestamp()
-        t += float("0." + frac[:6]) if frac else 0.0
-    except ValueError:
+def _monotonic_of(started_at: float) -> float:
+    """A start time (epoch seconds) on the monotonic clock probes count delays on."""
+    if not started_at:
         return time.monotonic()
-    return time.monotonic() - max(0.0, time.time() - t)
+    return time.monotonic() - max(0.0, time.time() - started_at)

@@ -1,6 +1,8 @@
 """One worker per pod: syncs of a pod run one at a time, pods run concurrently
 (kubelet's podWorkers). A sync is asked for by the informer, the PLEG, probe
-results and timers; asks that arrive during a sync fold into one more sync."""
+results and timers; asks that arrive during a sync fold into one more sync. A
+liveness failure is a request to the pod's worker too: its kill runs in the
+worker's turn, never beside a sync or a pod kill (the preStop hook runs once)."""
 from __future__ import annotations
 
 import asyncio
@@ -20,15 +22,19 @@ class _Worker:
         self.dirty = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.kills: dict[str, str] = {}   # container name -> why (liveness failures)
 
 
 class PodWorkers:
     def __init__(self, sync: Callable[[dict[str, Any]], Awaitable[SyncResult]],
                  get_pod: Callable[[str], dict[str, Any] | None],
-                 cleanup: Callable[[str], Awaitable[None]]) -> None:
+                 cleanup: Callable[[str], Awaitable[None]],
+                 kill_container: Callable[[dict[str, Any], str, str], Awaitable[None]] | None = None) -> None:
         """sync(pod) runs one pass; get_pod(uid) is the newest pod object or None when
-        the pod left the API; cleanup(uid) removes a pod that left."""
+        the pod left the API; cleanup(uid) removes a pod that left; kill_container(pod,
+        name, message) stops one container (the next sync restarts it)."""
         self._sync = sync
+        self._kill_container = kill_container
         self._get_pod = get_pod
         self._cleanup = cleanup
         self._workers: dict[str, _Worker] = {}
@@ -46,6 +52,25 @@ class PodWorkers:
             w.task = asyncio.create_task(self._loop(uid, w), name=f"pod-{uid}")
         w.dirty.set()
 
+    def kill_container(self, uid: str, name: str, message: str) -> None:
+        """Ask the pod's worker to stop a container before its next sync; asks for the
+        same container fold into one."""
+        if self._kill_container is None:
+            return
+        w = self._workers.get(uid)
+        if w is None:
+            self.update(uid)
+            w = self._workers[uid]
+        w.kills[name] = message
+        w.dirty.set()
+
+    async def _run_kills(self, pod: dict[str, Any], w: _Worker) -> None:
+        kills, w.kills = w.kills, {}
+        if self._kill_container is None or pod["metadata"].get("deletionTimestamp"):
+            return  # a pod being deleted is killed whole by its sync
+        for name, message in kills.items():
+            await self._kill_container(pod, name, message)
+
     def _later(self, uid: str, w: _Worker, delay: float) -> None:
         if w.timer is not None:
             w.timer.cancel()
@@ -61,6 +86,8 @@ class PodWorkers:
                     if pod is None:
                         await self._cleanup(uid)
                         return
+                    if w.kills:
+                        await self._run_kills(pod, w)
                     result = await self._sync(pod)
                 except asyncio.CancelledError:
                     raise

@@ -22,7 +22,7 @@ async def teardown_node(cfg: AgentConfig) -> int:
     agent = Agent(cfg)
     try:
         records = await agent.runtime.list()
-        uids = {r.pod_uid for r in records} | {cp.pod_uid for cp in agent.checkpoints.all()}
+        uids = {r.pod_uid for r in records} | await agent.sandbox_pod_uids()
         for uid in sorted(uids):
             log.info("tearing down pod %s", uid)
             await agent.syncer.teardown(uid)

@@ -130,8 +130,9 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
 
 
 def delete(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> None:
-    if cfg.ipam_type:
-        delegate.run_ipam("DEL", cfg.ipam_type, args.env, stdin)
+    # The devices go first, the address after (as the reference plugin's cmdDel): released
+    # while still configured, a concurrent ADD could take it. When removing a link fails,
+    # the address stays held and the runtime's retried DEL releases it.
     host = netlink_ops.Namespace()
     try:
         if args.netns:
@@ -147,6 +148,8 @@ def delete(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> None:
                 finally:
                     pod.close()
         netlink_ops.delete_link(host, host_veth_name(cfg.name, args.container_id, args.ifname))
+        if cfg.ipam_type:
+            delegate.run_ipam("DEL", cfg.ipam_type, args.env, stdin)
         if cfg.ip_masq:
             key = iptables_rules.pod_key(cfg.name, args.container_id, args.ifname)
             iptables_rules.remove_pod_rules(key, cfg.bridge)

@@ -2,14 +2,20 @@
 
 Like client-go's reflector: list, then watch from the list's resourceVersion;
 on a broken stream resume from the last seen version; on 410 Expired list again
-and report the differences as adds, updates and deletes.
+and report the differences as adds, updates and deletes. Errors are retried after a
+jittered exponential back-off (the reflector's), reset once the watch works again.
+
+The cache is read-only to callers: `cache` is a read-only view, and the objects in it
+are shared with every handler and reader, so copy one before changing it.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from kubeling import errors
@@ -26,29 +32,56 @@ def key_of(obj: dict[str, Any]) -> tuple[str, str]:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
+class Backoff:
+    """Jittered exponential back-off (client-go's wait.Backoff as the reflector uses it):
+    each failure waits `initial * factor**n` seconds, capped at `cap`, stretched by up to
+    `jitter` of itself so that many clients of one restarted apiserver do not retry in step."""
+
+    def __init__(self, initial: float = 0.5, cap: float = 8.0, factor: float = 2.0, jitter: float = 0.5,
+                 rng: random.Random | None = None) -> None:
+        self.initial, self.cap, self.factor, self.jitter = initial, cap, factor, jitter
+        self._rng = rng or random.Random()
+        self._failures = 0
+
+    def next(self) -> float:
+        """The delay before the next retry (and count one more failure)."""
+        base = min(self.initial * self.factor ** self._failures, self.cap)
+        self._failures += 1
+        return base * (1 + self.jitter * self._rng.random())
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
 class Informer:
     def __init__(self, client: Client, res: Resource, *, namespace: str | None = None,
                  label_selector: str = "", field_selector: str = "",
                  on_add: Handler | None = None, on_update: Handler | None = None,
                  on_delete: Handler | None = None, watch_timeout: int = 300,
-                 silence_margin: float = WATCH_SILENCE_MARGIN) -> None:
+                 silence_margin: float = WATCH_SILENCE_MARGIN, backoff: Backoff | None = None) -> None:
         self.client = client
         self.res = res
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.on_add, self.on_update, self.on_delete = on_add, on_update, on_delete
-        self.cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.synced = asyncio.Event()
+        self.backoff = backoff or Backoff()
         self.resource_version = ""
         self._watch_timeout = watch_timeout
         self._silence_margin = silence_margin
 
+    @property
+    def cache(self) -> Mapping[tuple[str, str], dict[str, Any]]:
+        """(namespace, name) -> object, read-only (only the watch changes it)."""
+        return MappingProxyType(self._cache)
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.cache.get((namespace or "", name))
+        return self._cache.get((namespace or "", name))
 
     def items(self) -> list[dict[str, Any]]:
-        return list(self.cache.values())
+        return list(self._cache.values())
 
     async def _call(self, handler: Handler | None, *args: Any) -> None:
         if handler is None:
@@ -64,8 +97,8 @@ class Informer:
         listed = await self.client.list(self.res, self.namespace, label_selector=self.label_selector,
                                         field_selector=self.field_selector)
         fresh = {key_of(o): o for o in listed["items"]}
-        old = self.cache
-        self.cache = fresh
+        old = self._cache
+        self._cache = fresh
         self.resource_version = listed["metadata"]["resourceVersion"]
         for k, obj in fresh.items():
             if k not in old:
@@ -75,6 +108,11 @@ class Informer:
         for k, obj in old.items():
             if k not in fresh:
                 await self._call(self.on_delete, obj)
+        self.backoff.reset()
+        self._listed()
+
+    def _listed(self) -> None:
+        """The cache holds a full list and the handlers have seen it."""
         self.synced.set()
 
     async def _apply(self, typ: str, obj: dict[str, Any]) -> None:
@@ -85,11 +123,11 @@ class Informer:
         if typ == "BOOKMARK":
             return
         if typ == "DELETED":
-            old = self.cache.pop(k, None)
+            old = self._cache.pop(k, None)
             await self._call(self.on_delete, old or obj)
             return
-        old = self.cache.get(k)
-        self.cache[k] = obj
+        old = self._cache.get(k)
+        self._cache[k] = obj
         if old is None:
             await self._call(self.on_add, obj)
         else:
@@ -112,19 +150,23 @@ class Informer:
                         timeout_seconds=self._watch_timeout, bookmarks=True,
                         read_timeout=self._watch_timeout + self._silence_margin):
                     seen += 1
+                    if seen == 1:
+                        self.backoff.reset()  # the watch works again
                     await self._apply(typ, obj)
                 # A normal end (timeout, or the apiserver lost its etcd watch): watch again from
-                # the last resourceVersion. One that ended at once, empty, waits a little first.
+                # the last resourceVersion. One that ended at once, empty, backs off first.
                 if not seen and loop.time() - started < 1:
-                    await asyncio.sleep(1)
+                    await asyncio.sleep(self.backoff.next())
             except asyncio.CancelledError:
                 raise
             except errors.ApiError as exc:
                 if exc.code == 410:
                     need_list = True
                     continue
-                log.warning("%s watch failed: %s; retrying", self.res.plural, exc.message)
-                await asyncio.sleep(1)
+                delay = self.backoff.next()
+                log.warning("%s watch failed: %s; retrying in %.1fs", self.res.plural, exc.message, delay)
+                await asyncio.sleep(delay)
             except Exception as exc:  # a broken stream: resume from the last version
-                log.warning("%s watch broke: %s; retrying", self.res.plural, exc)
-                await asyncio.sleep(1)
+                delay = self.backoff.next()
+                log.warning("%s watch broke: %s; retrying in %.1fs", self.res.plural, exc, delay)
+                await asyncio.sleep(delay)

@@ -11,8 +11,10 @@ import sys
 
 from agent.proxy import rules
 from agent.proxy.iptables import Iptables, cleanup_all_backends
+from agent.proxy.model import USE_TERMINATING_DEFAULT
 from agent.proxy.proxier import Proxier
 from kubeling.client import Client
+from kubeling.tasks import guarded
 
 
 def _cidr(text: str) -> str:
@@ -33,9 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds at least between the starts of two syncs (changes in between coalesce)")
     p.add_argument("--iptables-backend", choices=["nft", "legacy"], default=None,
                    help="force a backend instead of detecting the one that holds the host's rules")
-    # Off by default: a deleted pod must stop getting new connections before it gets SIGTERM
-    # (DESIGN.md step 11); with it, serving terminating endpoints are used while none is ready.
-    p.add_argument("--terminating-fallback", action="store_true",
+    # Off by default (model.USE_TERMINATING_DEFAULT): a deleted pod must stop getting new
+    # connections before it gets SIGTERM; with it, serving terminating endpoints are used while none is ready.
+    p.add_argument("--terminating-fallback", action=argparse.BooleanOptionalAction, default=USE_TERMINATING_DEFAULT,
                    help="send traffic to serving terminating endpoints when no endpoint is ready")
     p.add_argument("--cleanup", action="store_true", help="remove all our chains and jump rules, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -51,7 +53,8 @@ async def _serve(args: argparse.Namespace) -> None:
         "node %s: %s backend, cluster CIDR %s, service CIDR %s", args.node_name or "-", ipt.backend,
         cfg.cluster_cidr, cfg.service_cidr)
     proxier = Proxier(client, cfg, ipt, sync_period=args.sync_period, min_sync_interval=args.min_sync_interval)
-    task = asyncio.create_task(proxier.run())
+    # Guarded: the proxier ending on its own fails the process (systemd restarts it).
+    task = guarded(proxier.run(), "proxier")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # The rules stay on exit, as kube-proxy's do: traffic keeps flowing across a restart.
@@ -59,7 +62,11 @@ async def _serve(args: argparse.Namespace) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        pass
+        # The signal handler cancelled the proxier: a clean stop. A cancellation of this
+        # coroutine itself is not ours to swallow.
+        current = asyncio.current_task()
+        if not task.cancelled() or (current is not None and current.cancelling()):
+            raise
     finally:
         await client.close()
 

@@ -11,6 +11,10 @@ from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_SECONDS = 10800  # Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds
+# The one default of "serve terminating endpoints when none is ready" (the command line's
+# --terminating-fallback, rules.Config and usable() all read it). Off: a deleted pod must stop
+# getting new connections before it gets SIGTERM (DESIGN.md step 11).
+USE_TERMINATING_DEFAULT = False
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,10 @@ def slice_endpoints(slices: Iterable[dict[str, Any]]) -> dict[tuple[str, str], l
     return {k: sorted(v.values()) for k, v in out.items()}
 
 
-def usable(endpoints: Iterable[Endpoint], use_terminating: bool = True) -> list[Endpoint]:
-    """The endpoints traffic goes to: the ready ones; only when there are none, the serving
-    terminating ones (so connections still succeed while a rollout drains)."""
+def usable(endpoints: Iterable[Endpoint], use_terminating: bool = USE_TERMINATING_DEFAULT) -> list[Endpoint]:
+    """The endpoints traffic goes to: the ready ones; only when there are none and
+    `use_terminating`, the serving terminating ones (so connections still succeed while a
+    rollout drains)."""
     eps = list(endpoints)
     ready = [e for e in eps if e.ready]
     if ready or not use_terminating:

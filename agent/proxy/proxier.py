@@ -20,6 +20,7 @@ from agent.proxy.iptables import Iptables
 from agent.proxy.model import Endpoint, ServicePort, service_ports, slice_endpoints, slice_service, usable
 from kubeling.client import Client
 from kubeling.informer import Informer, key_of
+from kubeling.tasks import guarded
 from kubeling.resources import lookup
 
 log = logging.getLogger("kubeling.proxy")
@@ -187,14 +188,14 @@ class Proxier:
                            on_add=lambda o: self._slice_changed(o),
                            on_update=lambda old, o: self._slice_changed(o),
                            on_delete=lambda o: self._slice_changed(o, deleted=True))
-        tasks = [asyncio.create_task(svc_inf.run()), asyncio.create_task(eps_inf.run())]
+        tasks = [guarded(svc_inf.run(), "services informer"), guarded(eps_inf.run(), "endpointslices informer")]
         try:
             # The first sync waits for both caches, or it would drop every rule of a previous
             # run for an instant.
             await svc_inf.synced.wait()
             await eps_inf.synced.wait()
             log.info("caches synced: %d services, %d endpoint slices", len(self.services), len(self.slices))
-            tasks.append(asyncio.create_task(self._sync_loop()))
+            tasks.append(guarded(self._sync_loop(), "proxy sync loop"))
             await asyncio.gather(*tasks)
         finally:
             for t in tasks:

@@ -25,7 +25,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.proxy.model import Endpoint, ServicePort, usable
+from agent.proxy.model import USE_TERMINATING_DEFAULT, Endpoint, ServicePort, usable
 
 PREFIX = "KUBELING-"
 SERVICES = "KUBELING-SERVICES"
@@ -110,7 +110,7 @@ class Config:
     cluster_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/12"
     masq_mark: str = "0x4000"
-    use_terminating: bool = True  # serving terminating endpoints when no endpoint is ready
+    use_terminating: bool = USE_TERMINATING_DEFAULT  # serving terminating endpoints when none is ready
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ container engine, and the records it returns. The Docker implementation lives
 in agent/runtime/docker.py."""
 from __future__ import annotations
 
-from agent.runtime.types import (ContainerConfig, ContainerRecord, ImageNotFound, PullError,
-                                 Runtime, RuntimeError_, SandboxConfig)
+from agent.runtime.types import (ContainerConfig, ContainerEvent, ContainerRecord, ImageNotFound, Mount,
+                                 NotFound, PullError, Runtime, RuntimeError_, SandboxConfig)
 
-__all__ = ["ContainerConfig", "ContainerRecord", "ImageNotFound", "PullError", "Runtime",
-           "RuntimeError_", "SandboxConfig"]
+__all__ = ["ContainerConfig", "ContainerEvent", "ContainerRecord", "ImageNotFound", "Mount", "NotFound",
+           "PullError", "Runtime", "RuntimeError_", "SandboxConfig"]

@@ -15,7 +15,9 @@ import docker
 import docker.errors
 
 from agent.runtime import types as t
-from agent.runtime.types import ContainerConfig, ContainerRecord, SandboxConfig
+from agent.runtime.sandbox_network import SandboxNetwork
+from agent.runtime.types import ContainerConfig, ContainerEvent, ContainerRecord, SandboxConfig
+from kubeling.timefmt import parse_time
 
 API_VERSION = "1.41"
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -37,8 +39,31 @@ def split_image(image: str) -> tuple[str, str]:
     return image, "latest"
 
 
-def _time(value: str | None) -> str:
-    return "" if not value or value.startswith("0001-01-01") else value
+def _time(value: str | None) -> float:
+    """Docker's RFC 3339 (nanosecond) times as epoch seconds; 0 for Go's zero time."""
+    if not value or value.startswith("0001-01-01"):
+        return 0.0
+    when = parse_time(value)
+    return when.timestamp() if when else 0.0
+
+
+# Docker event actions -> the neutral event types (others, e.g. exec_start, are not changes).
+_EVENT_TYPES = {"start": t.STARTED, "die": t.STOPPED, "oom": t.STOPPED, "stop": t.STOPPED,
+                "kill": t.STOPPED, "destroy": t.DELETED}
+
+
+def event_from_docker(ev: dict[str, Any]) -> ContainerEvent | None:
+    action = (ev.get("Action") or ev.get("status") or "").split(":")[0]
+    typ = _EVENT_TYPES.get(action)
+    actor = ev.get("Actor") or {}
+    uid = (actor.get("Attributes") or {}).get(t.POD_UID)
+    if typ is None or not uid:
+        return None
+    return ContainerEvent(actor.get("ID") or ev.get("id") or "", uid, typ)
+
+
+def _bind(m: t.Mount) -> str:
+    return f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}"
 
 
 def record_from_inspect(info: dict[str, Any]) -> ContainerRecord | None:
@@ -70,22 +95,34 @@ def record_from_inspect(info: dict[str, Any]) -> ContainerRecord | None:
 
 class DockerRuntime(t.Runtime):
     def __init__(self, host: str = "unix:///var/run/docker.sock", *, pull_timeout: float = 60,
-                 workers: int = 32) -> None:
+                 workers: int = 32, exec_workers: int = 8, network: SandboxNetwork | None = None) -> None:
+        """network: CNI and checkpoints of sandboxes (as dockershim's); None runs
+        sandboxes without a pod network (host network or none)."""
         self.host = host
+        self.network = network
         self._api = docker.APIClient(base_url=host, version=API_VERSION, timeout=60,
                                      max_pool_size=workers)
         self._pull_api = docker.APIClient(base_url=host, version=API_VERSION, timeout=pull_timeout)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="docker")
+        # Exec (probes, hooks) has a bounded pool of its own: a timed-out exec keeps its
+        # thread until Docker answers, and hung probes must not take the threads that
+        # list/create/stop of the pod workers need.
+        self._exec_pool = ThreadPoolExecutor(exec_workers, thread_name_prefix="docker-exec")
         # id -> (docker's list State, record): inspect again only when the state moved.
         self._inspected: dict[str, tuple[str, ContainerRecord]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def _call(self, fn, *args: Any, **kw: Any) -> Any:
+        return await self._call_in(self._pool, fn, *args, **kw)
+
+    async def _call_in(self, pool: ThreadPoolExecutor, fn, *args: Any, **kw: Any) -> Any:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kw))
+            return await loop.run_in_executor(pool, lambda: fn(*args, **kw))
         except docker.errors.ImageNotFound as exc:
             raise t.ImageNotFound(str(exc.explanation or exc)) from exc
+        except docker.errors.NotFound as exc:  # 404: no such container (or exec)
+            raise t.NotFound(str(exc.explanation or exc)) from exc
         except docker.errors.APIError as exc:
             raise t.RuntimeError_(str(exc.explanation or exc)) from exc
         except Exception as exc:  # connection refused, timeouts: the engine is unreachable
@@ -105,6 +142,12 @@ class DockerRuntime(t.Runtime):
         except t.RuntimeError_:
             return False
 
+    def network_ready(self) -> bool:
+        return self.network.ready() if self.network is not None else True
+
+    async def status(self) -> t.RuntimeStatus:
+        return t.RuntimeStatus(runtime_ready=await self.ping(), network_ready=self.network_ready())
+
     # ---- sandboxes -----------------------------------------------------------
 
     async def run_sandbox(self, cfg: SandboxConfig) -> ContainerRecord:
@@ -123,14 +166,62 @@ class DockerRuntime(t.Runtime):
             await self._call(self._api.start, cid)
             rec = await self.inspect(cid)
         except t.RuntimeError_:
-            await self.remove_container(cid)
+            await self.remove_sandbox(cid)
             raise
         if rec is None or not rec.running:
             raise t.RuntimeError_(f"sandbox {cid[:12]} did not start")
+        self._inspected[cid] = ("running", rec)
+        if self.network is not None:
+            try:
+                await self.network.setup(cid, rec.pid, cfg.pod_uid, cfg.pod_name, cfg.pod_namespace,
+                                         cfg.host_network)
+            except Exception:
+                # DEL undoes a partial ADD; nothing of the sandbox stays.
+                await self.stop_sandbox(cid)
+                await self.remove_sandbox(cid)
+                raise
         return rec
 
+    async def _record(self, container_id: str) -> ContainerRecord | None:
+        """The last listed record (the callers just listed), else a fresh inspect."""
+        hit = self._inspected.get(container_id)
+        return hit[1] if hit is not None else await self.inspect(container_id)
+
     async def stop_sandbox(self, sandbox_id: str) -> None:
-        await self.stop_container(sandbox_id, 2)
+        rec = await self._record(sandbox_id)
+        running = rec is not None and rec.running
+        if self.network is not None:
+            # DEL while the netns still exists, if it does.
+            await self.network.teardown(sandbox_id, rec.pid if running and rec is not None else 0)
+        if running:
+            await self.stop_container(sandbox_id, 2)
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        # Under Docker a sandbox is the pause container plus its checkpoint.
+        if self.network is not None:
+            await self.network.teardown(sandbox_id)
+        await self.remove_container(sandbox_id)
+        if self.network is not None:
+            self.network.forget(sandbox_id)
+
+    async def list_sandboxes(self, pod_uid: str | None = None) -> list[ContainerRecord]:
+        out = [r for r in await self.list(pod_uid) if r.is_sandbox]
+        if self.network is not None:
+            have = {r.id for r in out}
+            for cp in self.network.checkpointed(pod_uid):
+                if cp.sandbox_id not in have:
+                    out.append(ContainerRecord(
+                        id=cp.sandbox_id, name=t.SANDBOX_NAME, pod_name=cp.pod_name,
+                        pod_namespace=cp.pod_namespace, pod_uid=cp.pod_uid, attempt=0, is_sandbox=True,
+                        sandbox_id=cp.sandbox_id, state="exited"))
+        return out
+
+    async def sandbox_status(self, sandbox_id: str) -> t.SandboxStatus | None:
+        rec = await self._record(sandbox_id)
+        ips = self.network.ips(sandbox_id) if self.network is not None else []
+        if rec is None and not ips:
+            return None
+        return t.SandboxStatus(sandbox_id, rec.state if rec is not None else "exited", ips)
 
     # ---- containers ----------------------------------------------------------
 
@@ -141,7 +232,7 @@ class DockerRuntime(t.Runtime):
                   t.RESTART_COUNT: str(cfg.attempt), t.ATTEMPT: str(cfg.attempt),
                   t.INIT_CONTAINER: "true" if cfg.init else "false"}
         sandbox = f"container:{cfg.sandbox_id}"
-        hc: dict[str, Any] = dict(network_mode=sandbox, ipc_mode=sandbox, binds=cfg.binds or None,
+        hc: dict[str, Any] = dict(network_mode=sandbox, ipc_mode=sandbox, binds=[_bind(m) for m in cfg.mounts] or None,
                                   cpu_shares=cfg.cpu_shares)
         if cfg.memory_limit:
             # No swap, as kubelet: the limit is the limit.
@@ -172,25 +263,27 @@ class DockerRuntime(t.Runtime):
         self._inspected.pop(container_id, None)
         try:
             await self._call(self._api.stop, container_id, timeout=max(0, int(timeout)))
+        except t.NotFound:
+            pass
         except t.RuntimeError_ as exc:
-            if "No such container" not in str(exc) and "is not running" not in str(exc):
+            if "is not running" not in str(exc):
                 raise
 
     async def remove_container(self, container_id: str) -> None:
         self._inspected.pop(container_id, None)
         try:
             await self._call(self._api.remove_container, container_id, force=True, v=True)
+        except t.NotFound:
+            pass
         except t.RuntimeError_ as exc:
-            if "No such container" not in str(exc) and "already in progress" not in str(exc):
+            if "already in progress" not in str(exc):
                 raise
 
     async def inspect(self, container_id: str) -> ContainerRecord | None:
         try:
             info = await self._call(self._api.inspect_container, container_id)
-        except t.RuntimeError_ as exc:
-            if "No such container" in str(exc):
-                return None
-            raise
+        except t.NotFound:
+            return None
         return record_from_inspect(info)
 
     async def list(self, pod_uid: str | None = None) -> list[ContainerRecord]:
@@ -222,12 +315,8 @@ class DockerRuntime(t.Runtime):
     async def image_id(self, image: str) -> str | None:
         try:
             info = await self._call(self._api.inspect_image, image)
-        except t.ImageNotFound:
+        except (t.ImageNotFound, t.NotFound):
             return None
-        except t.RuntimeError_ as exc:
-            if "No such image" in str(exc):
-                return None
-            raise
         return info.get("Id")
 
     async def image_config(self, image: str) -> dict[str, Any]:
@@ -288,7 +377,7 @@ class DockerRuntime(t.Runtime):
                     yield exc.partial
                     return
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[ContainerEvent]:
         session, base = self._http()
         filters = json.dumps({"type": ["container"], "label": [t.DOCKER_TYPE]})
         async with session.get(f"{base}/events", params={"filters": filters}) as resp:
@@ -296,7 +385,9 @@ class DockerRuntime(t.Runtime):
                 raise t.RuntimeError_((await resp.text()).strip())
             async for line in resp.content:
                 if line.strip():
-                    yield json.loads(line)
+                    ev = event_from_docker(json.loads(line))
+                    if ev is not None:
+                        yield ev
 
     async def exec(self, container_id: str, cmd: list[str], timeout: float = 10) -> tuple[int, bytes]:
         def run() -> tuple[int, bytes]:
@@ -304,12 +395,14 @@ class DockerRuntime(t.Runtime):
             out = self._api.exec_start(ex["Id"])
             code = self._api.exec_inspect(ex["Id"]).get("ExitCode")
             return (code if code is not None else -1), out
-        return await asyncio.wait_for(self._call(run), timeout)
+        # Past the timeout a queued exec is cancelled before it takes a thread.
+        return await asyncio.wait_for(self._call_in(self._exec_pool, run), timeout)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._exec_pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
         self._pull_api.close()
 

@@ -35,6 +35,33 @@ class PullError(RuntimeError_):
     """Pulling the image failed (no registry, unknown image, timeout)."""
 
 
+class NotFound(RuntimeError_):
+    """The container or sandbox does not exist (any more): callers branch on the type,
+    never on an engine's error text."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path bound into a container (CRI's Mount)."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+# What happened to a container, as the runtime reports it (CRI's ContainerEventType).
+STARTED, STOPPED, DELETED = "started", "stopped", "deleted"
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """One change of a container or sandbox: enough for the PLEG to know which pod to sync."""
+
+    container_id: str
+    pod_uid: str
+    type: str   # STARTED | STOPPED | DELETED
+
+
 @dataclass
 class ContainerRecord:
     """What the runtime knows about one container (or sandbox)."""
@@ -53,9 +80,10 @@ class ContainerRecord:
     exit_code: int | None = None
     oom_killed: bool = False
     error: str = ""
-    created_at: str = ""
-    started_at: str = ""
-    finished_at: str = ""
+    # Seconds since the epoch; 0 when it has not happened.
+    created_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
     pid: int = 0
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +98,23 @@ class ContainerRecord:
     @property
     def init(self) -> bool:
         return self.labels.get(INIT_CONTAINER) == "true"
+
+
+@dataclass
+class SandboxStatus:
+    """CRI's PodSandboxStatus, the part the agent reads: state and the pod's IPs."""
+
+    id: str
+    state: str                # running | exited | unknown
+    pod_ips: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RuntimeStatus:
+    """CRI's RuntimeStatus conditions: RuntimeReady and NetworkReady."""
+
+    runtime_ready: bool
+    network_ready: bool
 
 
 @dataclass
@@ -97,7 +142,7 @@ class ContainerConfig:
     cmd: list[str] | None = None          # None: the image's
     env: list[tuple[str, str]] = field(default_factory=list)
     working_dir: str | None = None
-    binds: list[str] = field(default_factory=list)   # "host:container[:ro]"
+    mounts: list[Mount] = field(default_factory=list)
     memory_limit: int | None = None
     cpu_quota: int | None = None
     cpu_period: int | None = None
@@ -118,14 +163,36 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> bool: ...
 
-    # sandboxes
+    # sandboxes: the runtime owns the pod network (set up on run, torn down on stop)
     @abc.abstractmethod
     async def run_sandbox(self, cfg: SandboxConfig) -> ContainerRecord: ...
 
     @abc.abstractmethod
-    async def stop_sandbox(self, sandbox_id: str) -> None: ...
+    async def stop_sandbox(self, sandbox_id: str) -> None:
+        """Network torn down (once), the sandbox stopped if it runs; idempotent."""
 
-    # containers (sandboxes too: remove/inspect/list work on both)
+    @abc.abstractmethod
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        """Idempotent: a sandbox already gone is not an error."""
+
+    @abc.abstractmethod
+    async def list_sandboxes(self, pod_uid: str | None = None) -> list[ContainerRecord]:
+        """Also the sandboxes the runtime only remembers (container gone, network
+        not yet torn down), so a pod's teardown reaches them."""
+
+    @abc.abstractmethod
+    async def sandbox_status(self, sandbox_id: str) -> SandboxStatus | None: ...
+
+    @abc.abstractmethod
+    async def status(self) -> RuntimeStatus: ...
+
+    def network_ready(self) -> bool:
+        """The NetworkReady condition without a round trip (pod admission and node
+        status ask it often); status() reports the same."""
+        return True
+
+    # containers (inspect/list also show sandboxes, is_sandbox set: the relist and
+    # port-forward read both in one call)
     @abc.abstractmethod
     async def create_container(self, cfg: ContainerConfig) -> str: ...
 
@@ -136,7 +203,8 @@ class Runtime(abc.ABC):
     async def stop_container(self, container_id: str, timeout: int) -> None: ...
 
     @abc.abstractmethod
-    async def remove_container(self, container_id: str) -> None: ...
+    async def remove_container(self, container_id: str) -> None:
+        """Idempotent: a container already gone is not an error."""
 
     @abc.abstractmethod
     async def inspect(self, container_id: str) -> ContainerRecord | None: ...
@@ -160,10 +228,11 @@ class Runtime(abc.ABC):
              since: float | None = None, timestamps: bool = False) -> AsyncIterator[bytes]: ...
 
     @abc.abstractmethod
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[ContainerEvent]: ...
 
     @abc.abstractmethod
-    async def exec(self, container_id: str, cmd: list[str], timeout: float = 10) -> tuple[int, bytes]: ...
+    async def exec(self, container_id: str, cmd: list[str], timeout: float = 10) -> tuple[int, bytes]:
+        """Raises NotFound when the container is gone."""
 
     async def close(self) -> None:
         return None

@@ -23,7 +23,7 @@ from . import serviceaccount_admission, tokens
 from . import access_review, bootstrap_policy, rbac, rbac_escalation
 from .fieldvalidation import FieldValidator
 from .registry import Registry
-from .storage import Store
+from .store import Store
 
 log = logging.getLogger("kubeling.apiserver")
 
@@ -245,7 +245,7 @@ class ApiHandlers:
             rv = q.get("resourceVersion", "")
             if rv not in ("", "0") and not rv.isdigit():
                 raise errors.bad_request(f"invalid resourceVersion: {rv!r}")
-            stream = watch.events(self.registry.store, res, res.key_prefix(ns), rv, match)
+            stream = self.registry.watch(res, ns, rv, match)
             if _wants_table(request):
                 def transform(obj: dict[str, Any]) -> dict[str, Any]:
                     return _table(res, [obj], request, {"resourceVersion": obj["metadata"]["resourceVersion"]})
@@ -334,7 +334,7 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     app[AUTHN_KEY] = authenticator
     # Authorization: Node, then RBAC from a watch-fed view of the policy; RBAC writes
     # may grant only what their author holds.
-    policy = rbac.PolicyCache(store)
+    policy = rbac.PolicyCache(registry)
     rbac_authorizer = rbac.RBACAuthorizer(policy)
     app[AUTHZ_KEY] = authz.Authorizer(rbac_authorizer)
     registry.validate_admission.append(rbac_escalation.EscalationCheck(app[AUTHZ_KEY], rbac_authorizer))

@@ -136,6 +136,15 @@ NODE_PROXIER_RULES = [
     rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
 ]
 
+# The cluster DNS (clusterdns/): reads what it answers (as CoreDNS's system:coredns), and, being a
+# host process rather than pods, publishes itself: the kube-dns Service and its own EndpointSlice.
+KUBE_DNS_RULES = [
+    rule(READ, [""], ["services", "pods", "namespaces"]),
+    rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+    rule(["create"], [""], ["services"]),
+    rule(["create", "update", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
+]
+
 DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
                   "/readyz", "/version", "/version/"]
 PUBLIC_INFO_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
@@ -179,6 +188,7 @@ CLUSTER_ROLES: list[dict[str, Any]] = [
     _cluster_role("system:kube-scheduler", SCHEDULER_RULES),
     _cluster_role("system:kube-controller-manager", CONTROLLER_MANAGER_RULES),
     _cluster_role("system:node-proxier", NODE_PROXIER_RULES),
+    _cluster_role("system:kube-dns", KUBE_DNS_RULES),
     _cluster_role("system:node-bootstrapper", [
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"], ["certificatesigningrequests"])]),
     _cluster_role("system:certificates.k8s.io:certificatesigningrequests:nodeclient", [
@@ -197,6 +207,7 @@ CLUSTER_ROLE_BINDINGS: list[dict[str, Any]] = [
     _binding("system:kube-controller-manager", "system:kube-controller-manager",
              [("User", "system:kube-controller-manager")]),
     _binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+    _binding("system:kube-dns", "system:kube-dns", [("User", "system:kube-dns")]),
     # What kubeadm binds for joining nodes (kubeadm:kubelet-bootstrap and its auto-approve bindings).
     _binding("kubeling:kubelet-bootstrap", "system:node-bootstrapper", [("Group", "system:bootstrappers")]),
     _binding("kubeling:node-autoapprove-bootstrap",
@@ -297,7 +308,7 @@ async def ensure(registry: Any) -> None:
         for wanted in objects:
             name = wanted["metadata"]["name"]
             try:
-                existing = await registry.store.get(res.key(None, name))
+                existing = await registry.find(res, None, name)
                 if existing is None:
                     await registry.create(res, None, copy.deepcopy(wanted))
                     log.info("created %s %s", res.kind, name)

@@ -10,7 +10,7 @@ import logging
 
 from kubeling import errors
 
-from .storage import Store
+from .storage import EtcdStore
 
 log = logging.getLogger("kubeling.apiserver")
 
@@ -18,7 +18,7 @@ log = logging.getLogger("kubeling.apiserver")
 async def wait_for_etcd(host: str, port: int, max_delay: float = 5.0) -> None:
     delay = 0.2
     while True:
-        store = Store(host, port)
+        store = EtcdStore(host, port)
         try:
             await store.connect()
             await store.get("/registry/health")

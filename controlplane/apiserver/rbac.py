@@ -11,94 +11,30 @@ reason of a refusal ("RBAC: clusterrole... not found"), as Kubernetes does.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .rbac_rules import RBAC_GROUP, Request, Rule, applies_to, rule_allows
-from .storage import Store
+from kubeling.resources import BY_PLURAL
 
-log = logging.getLogger("kubeling.apiserver.rbac")
+from .cache import ResourceCache, Source
+from .rbac_rules import RBAC_GROUP, Request, Rule, applies_to, rule_allows
 
 KINDS = ("clusterroles", "roles", "clusterrolebindings", "rolebindings")
-
-
-class PrefixCache:
-    """Every object under /registry/<plural>/, by namespace ("" for cluster-scoped) and name."""
-
-    def __init__(self, store: Store, plural: str, namespaced: bool) -> None:
-        self.store = store
-        self.prefix = f"/registry/{plural}/"
-        self.namespaced = namespaced
-        self.by_ns: dict[str, dict[str, dict[str, Any]]] = {}
-        self.ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def _split(self, key: str) -> tuple[str, str]:
-        rest = key[len(self.prefix):]
-        if self.namespaced:
-            ns, _, name = rest.partition("/")
-            return ns, name
-        return "", rest
-
-    def _load(self, items: list[dict[str, Any]]) -> None:
-        by_ns: dict[str, dict[str, dict[str, Any]]] = {}
-        for item in items:
-            meta = item.get("metadata") or {}
-            ns = (meta.get("namespace") or "") if self.namespaced else ""
-            by_ns.setdefault(ns, {})[meta.get("name") or ""] = item
-        self.by_ns = by_ns  # swapped whole: a reader never sees a half-filled view
-        self.ready.set()
-
-    async def start(self) -> None:
-        items, rev = await self.store.list(self.prefix)
-        self._load(items)
-        self._task = asyncio.create_task(self._follow(rev + 1))
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-
-    async def _follow(self, start: int) -> None:
-        while True:
-            try:
-                async for ev in self.store.watch(self.prefix, start):
-                    ns, name = self._split(ev.key)
-                    if ev.type == "DELETE":
-                        self.by_ns.get(ns, {}).pop(name, None)
-                    elif ev.obj is not None:
-                        self.by_ns.setdefault(ns, {})[name] = ev.obj
-                    start = ev.revision + 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # compaction or a lost stream: relist, keep serving the old view
-                log.warning("rbac cache %s: %s; relisting", self.prefix, exc)
-                await asyncio.sleep(0.5)
-                try:
-                    items, rev = await self.store.list(self.prefix)
-                    self._load(items)
-                    start = rev + 1
-                except Exception:
-                    continue
-
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.by_ns.get(namespace, {}).get(name)
-
-    def in_namespace(self, namespace: str) -> Iterable[dict[str, Any]]:
-        return list(self.by_ns.get(namespace, {}).values())
 
 
 class PolicyCache:
     """The four RBAC caches, started and stopped together."""
 
-    def __init__(self, store: Store) -> None:
-        self.clusterroles = PrefixCache(store, "clusterroles", False)
-        self.roles = PrefixCache(store, "roles", True)
-        self.clusterrolebindings = PrefixCache(store, "clusterrolebindings", False)
-        self.rolebindings = PrefixCache(store, "rolebindings", True)
+    def __init__(self, source: Source) -> None:
+        def cache(plural: str) -> ResourceCache:
+            return ResourceCache(source, BY_PLURAL[(RBAC_GROUP, plural)])
+        self.clusterroles = cache("clusterroles")
+        self.roles = cache("roles")
+        self.clusterrolebindings = cache("clusterrolebindings")
+        self.rolebindings = cache("rolebindings")
 
     @property
-    def caches(self) -> tuple[PrefixCache, ...]:
+    def caches(self) -> tuple[ResourceCache, ...]:
         return (self.clusterroles, self.roles, self.clusterrolebindings, self.rolebindings)
 
     async def start(self) -> None:

@@ -21,9 +21,9 @@ from kubeling.selectors import (check_field_selector, object_fields, parse_field
                                 parse_label_selector)
 from kubeling.validation import validate
 
-from . import allocator, objectmeta, strategies
+from . import objectmeta, strategies, watch
 from .namespaces import NamespaceCache
-from .storage import ClaimTaken, KeyExists, KeyMissing, RevisionMismatch, Store
+from .store import ClaimTaken, KeyExists, KeyMissing, RevisionMismatch, Store
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -32,10 +32,6 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+json": "apply",
 }
-
-# Kubernetes lets these be created by a PUT (kubelet's lease, endpoints controllers).
-CREATE_ON_UPDATE = {"endpoints", "leases", "events"}
-PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
 def _kind_list(resource: Resource) -> str:
@@ -46,6 +42,13 @@ def _now_plus(seconds: int) -> str:
     return objectmeta.rfc3339(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds))
 
 
+def _typed(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """obj with kind and apiVersion, copied (shallowly) when it lacks them: it is the store's."""
+    if "kind" in obj and "apiVersion" in obj:
+        return obj
+    return {"kind": res.kind, "apiVersion": res.api_version, **obj}
+
+
 def _as_int(value: Any, default: int = 0) -> int:
     try:
         return int(value)
@@ -54,9 +57,12 @@ def _as_int(value: Any, default: int = 0) -> int:
 
 
 class Registry:
+    """The only user of the Store: objects it reads are the store's and never changed
+    here (a write works on a copy), since a store may share them between readers."""
+
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self.namespaces = NamespaceCache(store)
+        self._store = store
+        self.namespaces = NamespaceCache(self)
         # Mutating admission on create (ServiceAccount admission for pods), run before
         # defaulting and validation: each is `await plugin(registry, resource, obj)`.
         self.create_admission: list[Callable[[Registry, Resource, dict[str, Any]], Awaitable[None]]] = []
@@ -67,8 +73,12 @@ class Registry:
 
     # ---- reads -------------------------------------------------------------
 
+    async def find(self, res: Resource, ns: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none (get's 404)."""
+        return await self._store.get(res.key(ns, name))
+
     async def get(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
-        obj = await self.store.get(res.key(ns, name))
+        obj = await self.find(res, ns, name)
         if obj is None:
             raise errors.not_found(res.plural, name, res.group)
         return obj
@@ -76,13 +86,16 @@ class Registry:
     async def list(self, res: Resource, ns: str | None, label_selector: str = "",
                    field_selector: str = "") -> dict[str, Any]:
         match = self.matcher(res, label_selector, field_selector)
-        items, rev = await self.store.list(res.key_prefix(ns))
-        items = [i for i in items if match(i)]
-        for i in items:
-            i.setdefault("kind", res.kind)
-            i.setdefault("apiVersion", res.api_version)
+        items, rev = await self._store.list(res.key_prefix(ns))
+        items = [_typed(res, i) for i in items if match(i)]
         return {"kind": _kind_list(res), "apiVersion": res.api_version,
                 "metadata": {"resourceVersion": str(rev)}, "items": items}
+
+    def watch(self, res: Resource, ns: str | None, resource_version: str,
+              match: Callable[[dict[str, Any]], bool]) -> watch.WatchStream:
+        """The changes to `res` (in `ns`, or everywhere) after resource_version ("" or
+        "0": the current state first), as Kubernetes watch events; 410 when too old."""
+        return watch.events(self._store, res, res.key_prefix(ns), resource_version, match)
 
     @staticmethod
     def matcher(res: Resource, label_selector: str, field_selector: str
@@ -170,7 +183,8 @@ class Registry:
         for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "selfLink"):
             meta.pop(field, None)
-        strategies.for_resource(res).prepare_for_create(obj)
+        strategy = strategies.for_resource(res)
+        strategy.prepare_for_create(obj)
         for plugin in self.create_admission:
             await plugin(self, res, obj)
         self._admit(res, obj, None)
@@ -180,28 +194,16 @@ class Registry:
         meta["uid"] = meta.get("uid") or objectmeta.new_uid()  # a strategy may need it early (Job selectors)
         meta["creationTimestamp"] = objectmeta.now()
         meta["generation"] = 1
-        claims: tuple[str, ...] = ()
-        if res.plural == "services":
-            await self._allocate(obj, None)
-            claims = tuple(sorted(allocator.held_claims(obj)))
+        await strategy.allocate(self._store.claimed, obj, None)
+        claims = tuple(sorted(strategy.claims(obj)))
         if dry_run:
             return obj
         try:
-            return await self.store.create(res.key(ns, meta["name"]), obj, claims)
+            return await self._store.create(res.key(ns, meta["name"]), obj, claims)
         except KeyExists:
             raise errors.already_exists(res.plural, meta["name"], res.group)
         except ClaimTaken as exc:
-            raise errors.invalid(res.kind, meta["name"], [errors.invalid_value(
-                "spec.clusterIPs", exc.claim.rsplit("/", 1)[-1], "provided IP is already allocated")])
-
-    async def _allocate(self, svc: dict[str, Any], old: dict[str, Any] | None) -> None:
-        used_ips = await self.store.claimed(allocator.IP_PREFIX)
-        used_ports = await self.store.claimed(allocator.PORT_PREFIX)
-        if old is not None:
-            mine = allocator.held_claims(old)
-            used_ips -= {c[len(allocator.IP_PREFIX):] for c in mine}
-            used_ports -= {c[len(allocator.PORT_PREFIX):] for c in mine}
-        allocator.assign(svc, used_ips, used_ports, old)
+            raise strategy.claim_taken(res.kind, meta["name"], exc.claim, True)
 
     # ---- updates -----------------------------------------------------------
 
@@ -210,25 +212,17 @@ class Registry:
         """Store `new` over `old` (read at old's resourceVersion), or remove the
         object when a finished deletion's last finalizer just went."""
         rev = int(old["metadata"]["resourceVersion"])
-        claims: tuple[str, ...] = ()
-        releases: tuple[str, ...] = ()
-        if res.plural == "services":
-            now_held, was_held = allocator.held_claims(new), allocator.held_claims(old)
-            claims, releases = tuple(sorted(now_held - was_held)), tuple(sorted(was_held - now_held))
+        strategy = strategies.for_resource(res)
+        now_held, was_held = strategy.claims(new), strategy.claims(old)
+        claims, releases = tuple(sorted(now_held - was_held)), tuple(sorted(was_held - now_held))
         if dry_run:
             return new
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers") \
-                and _as_int(meta.get("deletionGracePeriodSeconds")) == 0 and self._finalizable(res, new):
-            await self.store.delete(key, rev, tuple(sorted(allocator.held_claims(old))))
+                and _as_int(meta.get("deletionGracePeriodSeconds")) == 0 and strategy.finalizable(new):
+            await self._store.delete(key, rev, tuple(sorted(was_held)))
             return new
-        return await self.store.update(key, new, rev, claims, releases)
-
-    @staticmethod
-    def _finalizable(res: Resource, obj: dict[str, Any]) -> bool:
-        if res.plural == "namespaces":
-            return not (obj.get("spec") or {}).get("finalizers")
-        return True
+        return await self._store.update(key, new, rev, claims, releases)
 
     async def _guaranteed_update(
         self, res: Resource, ns: str | None, name: str,
@@ -240,7 +234,7 @@ class Registry:
         unless the caller named the resourceVersion it expects."""
         key = res.key(ns, name)
         for _ in range(20):
-            current = await self.store.get(key)
+            current = await self._store.get(key)
             if current is None:
                 if create is not None:
                     try:
@@ -264,8 +258,7 @@ class Registry:
                     raise errors.not_found(res.plural, name, res.group)
                 continue
             except ClaimTaken as exc:
-                raise errors.invalid(res.kind, name, [errors.invalid_value(
-                    "spec.ports", exc.claim.rsplit("/", 1)[-1], "provided value is already allocated")])
+                raise strategies.for_resource(res).claim_taken(res.kind, name, exc.claim, False)
         raise errors.conflict(res.plural, name, "too many concurrent writers, try again", res.group)
 
     def _merge_update(self, res: Resource, subresource: str | None, new: dict[str, Any],
@@ -277,9 +270,7 @@ class Registry:
         elif subresource == "approval":
             new = strategy.prepare_for_approval_update(new, old)
         elif subresource == "finalize":
-            finalizers = (new.get("spec") or {}).get("finalizers") or []
-            new = copy.deepcopy(old)
-            new.setdefault("spec", {})["finalizers"] = finalizers
+            new = strategy.prepare_for_finalize_update(new, old)
         else:
             strategy.prepare_for_update(new, old, res)
         meta, old_meta = new["metadata"], old["metadata"]
@@ -307,7 +298,7 @@ class Registry:
 
         async def create() -> dict[str, Any]:
             return await self.create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
-        may_create = res.plural in CREATE_ON_UPDATE and subresource is None
+        may_create = strategies.for_resource(res).allow_create_on_update and subresource is None
         return await self._guaranteed_update(res, ns, name, mutate, precondition_rv=rv,
                                              dry_run=dry_run, create=create if may_create else None)
 
@@ -315,14 +306,14 @@ class Registry:
                              current: dict[str, Any]) -> dict[str, Any]:
         """What every update and patch does between the client's object and etcd."""
         new = self._merge_update(res, subresource, new, current)
-        service_spec = res.plural == "services" and subresource is None
-        if service_spec:
-            allocator.carry_forward(new, current)
+        strategy = strategies.for_resource(res)
+        if subresource is None:  # allocated values live in the spec: only a spec write moves them
+            strategy.keep_allocated(new, current)
         self._admit(res, new, current)
         for check in self.validate_admission:
             await check(res, new, current)
-        if service_spec:
-            await self._allocate(new, current)
+        if subresource is None:
+            await strategy.allocate(self._store.claimed, new, current)
         return new
 
     async def patch(self, res: Resource, ns: str | None, name: str, content_type: str, raw: bytes, *,
@@ -370,10 +361,8 @@ class Registry:
         """Returns (object, removed): removed is False while a grace period or
         finalizers keep the object."""
         options = options or {}
-        if res.plural == "namespaces" and name in PROTECTED_NAMESPACES:
-            raise errors.ApiError(403, "Forbidden",
-                                  f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                                  {"name": name, "kind": "namespaces"})
+        strategy = strategies.for_resource(res)
+        strategy.check_delete(name)
         requested = options.get("gracePeriodSeconds")
         if requested is not None and not isinstance(requested, int):
             raise errors.bad_request("gracePeriodSeconds must be an integer")
@@ -381,9 +370,8 @@ class Registry:
         if not isinstance(pre, dict):
             raise errors.bad_request("preconditions must be an object")
         key = res.key(ns, name)
-        strategy = strategies.for_resource(res)
         for _ in range(20):
-            current = await self.store.get(key)
+            current = await self._store.get(key)
             if current is None:
                 raise errors.not_found(res.plural, name, res.group)
             meta = current["metadata"]
@@ -399,13 +387,12 @@ class Registry:
             grace = strategy.grace_period(current, requested)
             rev = int(meta["resourceVersion"])
             finalizers = gc_finalizers(res, meta, options)
-            hold = bool(finalizers) or grace > 0 or not self._finalizable(res, current)
+            hold = bool(finalizers) or grace > 0 or not strategy.finalizable(current)
             if not hold:
                 if dry_run:
                     return current, True
                 try:
-                    await self.store.delete(key, rev, tuple(sorted(allocator.held_claims(current)))
-                                            if res.plural == "services" else ())
+                    await self._store.delete(key, rev, tuple(sorted(strategy.claims(current))))
                 except (RevisionMismatch, KeyMissing):
                     continue
                 return current, True
@@ -420,8 +407,7 @@ class Registry:
                 grace = old_grace
             nmeta["deletionTimestamp"] = _now_plus(grace)
             nmeta["deletionGracePeriodSeconds"] = grace
-            if res.plural == "namespaces":
-                new.setdefault("status", {})["phase"] = "Terminating"
+            strategy.prepare_for_delete(new)
             if dry_run:
                 return new, False
             try:

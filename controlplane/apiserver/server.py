@@ -10,10 +10,11 @@ from aiohttp import web
 from kubeling import pki, sdnotify
 
 from .app import build_app
-from . import encryption
+from . import encryption, mutation_detector
 from .authn import Authenticator
 from .tokens import ServiceAccountTokens
-from .storage import Store
+from .storage import EtcdStore
+from .store import Store
 
 
 async def serve(etcd_host: str, etcd_port: int, bind: str, port: int,
@@ -24,7 +25,10 @@ async def serve(etcd_host: str, etcd_port: int, bind: str, port: int,
     authenticator = Authenticator(token_file, client_ca=bool(client_ca and tls_cert))
     authenticator.service_accounts = service_accounts
     encryption.configure(encryption_config)
-    app = build_app(Store(etcd_host, etcd_port), authenticator)
+    store: Store = EtcdStore(etcd_host, etcd_port)
+    if mutation_detector.enabled():
+        store = mutation_detector.MutationDetectingStore(store)
+    app = build_app(store, authenticator)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, bind, port, reuse_address=True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aetcd
@@ -18,50 +17,10 @@ from aetcd import exceptions as etcd_errors
 from kubeling import errors
 
 from . import encryption
-
-
-class KeyExists(Exception):
-    pass
-
-
-class KeyMissing(Exception):
-    pass
-
-
-class ClaimTaken(Exception):
-    """An allocation key (an IP, a port) is held by another object."""
-
-    def __init__(self, claim: str) -> None:
-        super().__init__(claim)
-        self.claim = claim
-
-
-class RevisionMismatch(Exception):
-    """The key changed since it was read; carries the current state if any."""
-
-    def __init__(self, current: dict[str, Any] | None) -> None:
-        super().__init__("revision mismatch")
-        self.current = current
-
-
-class Compacted(Exception):
-    def __init__(self, revision: int) -> None:
-        super().__init__(f"revision compacted below {revision}")
-        self.revision = revision
-
-
-class WatchLost(Exception):
-    """The etcd watch broke (etcd died, restarted or the stream failed). Events up to
-    the last one delivered are complete; a new watch from the next revision resumes."""
-
-
-@dataclass
-class WatchEvent:
-    type: str  # PUT or DELETE
-    key: str
-    obj: dict[str, Any] | None  # the new state for PUT
-    prev: dict[str, Any] | None  # the state before, when etcd still had it
-    revision: int
+# The interface and its errors live in store.py; they are re-exported for the callers
+# that name them from here.
+from .store import (ClaimTaken, Compacted, KeyExists, KeyMissing, RevisionMismatch, Store,  # noqa: F401
+                    WatchEvent, WatchLost)
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
@@ -89,8 +48,8 @@ def _unavailable(exc: Exception) -> errors.ApiError:
     return errors.ApiError(503, "ServiceUnavailable", f"etcd is unavailable: {exc}")
 
 
-class Store:
-    """The apiserver's only path to etcd."""
+class EtcdStore:
+    """The apiserver's only path to etcd: the Store of store.py."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2379) -> None:
         # Lists of thousands of objects exceed gRPC's default 4 MiB message limit.

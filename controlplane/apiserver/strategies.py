@@ -2,14 +2,25 @@
 
 What the server resets on create, what a write to the main resource may not
 change (status) and what a status write may not change (everything else), and
-how long a deletion is held back (pods' grace period).
+how long a deletion is held back (pods' grace period), what a deletion may not touch
+or leaves behind (protected and terminating namespaces), and what is allocated beside
+the object in the same etcd transaction (a Service's ClusterIP and node ports). The
+registry asks; it never branches on a resource's name.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kubeling import errors
 from kubeling.resources import Resource
+
+from . import allocator
+
+# What a strategy may ask of storage while allocating: the names of the allocation keys
+# held under a prefix (Store.claimed).
+Claimed = Callable[[str], Awaitable[set[str]]]
 
 # Resources with a status subresource: writes to the main resource keep status.
 WITH_STATUS = {"pods", "services", "nodes", "namespaces", "certificatesigningrequests"}
@@ -18,6 +29,9 @@ WITH_STATUS |= {"daemonsets", "statefulsets", "jobs", "cronjobs"}
 
 
 class Strategy:
+    # Kubernetes' AllowCreateOnUpdate: a PUT to a missing name creates it.
+    allow_create_on_update = False
+
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         pass
 
@@ -37,8 +51,40 @@ class Strategy:
     def prepare_for_approval_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
         return self.prepare_for_status_update(new, old)
 
+    def prepare_for_finalize_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        raise errors.method_not_allowed("finalize is only served for namespaces")
+
     def grace_period(self, obj: dict[str, Any], requested: int | None) -> int:
         return 0
+
+    # ---- allocations held in etcd beside the object (a Service's ClusterIP, node ports) ----
+
+    def claims(self, obj: dict[str, Any]) -> set[str]:
+        """The allocation keys a stored object holds: taken in the transaction that
+        writes it, released in the one that removes it (or stops holding them)."""
+        return set()
+
+    def keep_allocated(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Before validating a spec write: carry forward what the client left out."""
+
+    async def allocate(self, claimed: Claimed, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """After validation of a create or spec write: fill in what is allocated."""
+
+    def claim_taken(self, kind: str, name: str, claim: str, creating: bool) -> errors.ApiError:
+        return errors.invalid(kind, name, [errors.invalid_value(
+            "metadata.name", claim.rsplit("/", 1)[-1], "provided value is already allocated")])
+
+    # ---- deletion ----
+
+    def check_delete(self, name: str) -> None:
+        """Refuse a deletion outright (raise), before anything is read."""
+
+    def finalizable(self, obj: dict[str, Any]) -> bool:
+        """Whether a deleted object with no finalizers left may go now."""
+        return True
+
+    def prepare_for_delete(self, obj: dict[str, Any]) -> None:
+        """A deletion that is held back (grace period, finalizers) was just recorded on obj."""
 
 
 class PodStrategy(Strategy):
@@ -57,14 +103,65 @@ class PodStrategy(Strategy):
         return grace if isinstance(grace, int) and grace >= 0 else 30
 
 
+PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+
 class NamespaceStrategy(Strategy):
+    """Kubernetes' namespace REST: protected names, spec.finalizers written only through
+    /finalize and holding the deletion, phase Terminating while it is held."""
+
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Active"}
 
+    def prepare_for_finalize_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        finalizers = (new.get("spec") or {}).get("finalizers") or []
+        result = copy.deepcopy(old)
+        result.setdefault("spec", {})["finalizers"] = finalizers
+        return result
+
+    def check_delete(self, name: str) -> None:
+        if name in PROTECTED_NAMESPACES:
+            raise errors.ApiError(403, "Forbidden",
+                                  f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                                  {"name": name, "kind": "namespaces"})
+
+    def finalizable(self, obj: dict[str, Any]) -> bool:
+        return not (obj.get("spec") or {}).get("finalizers")
+
+    def prepare_for_delete(self, obj: dict[str, Any]) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
 
 class ServiceStrategy(Strategy):
+    """A Service's ClusterIP and node ports are etcd keys claimed with it (allocator.py)."""
+
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         obj["status"] = {"loadBalancer": {}}
+
+    def claims(self, obj: dict[str, Any]) -> set[str]:
+        return allocator.held_claims(obj)
+
+    def keep_allocated(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        allocator.carry_forward(new, old)
+
+    async def allocate(self, claimed: Claimed, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        used_ips = await claimed(allocator.IP_PREFIX)
+        used_ports = await claimed(allocator.PORT_PREFIX)
+        if old is not None:
+            mine = allocator.held_claims(old)
+            used_ips -= {c[len(allocator.IP_PREFIX):] for c in mine}
+            used_ports -= {c[len(allocator.PORT_PREFIX):] for c in mine}
+        allocator.assign(new, used_ips, used_ports, old)
+
+    def claim_taken(self, kind: str, name: str, claim: str, creating: bool) -> errors.ApiError:
+        return errors.invalid(kind, name, [errors.invalid_value(
+            "spec.clusterIPs" if creating else "spec.ports", claim.rsplit("/", 1)[-1],
+            "provided IP is already allocated" if creating else "provided value is already allocated")])
+
+
+class CreateOnUpdateStrategy(Strategy):
+    """Kinds Kubernetes lets a PUT create (kubelet's lease, the endpoints controllers)."""
+    allow_create_on_update = True
 
 
 APPROVAL_CONDITIONS = ("Approved", "Denied")
@@ -137,6 +234,9 @@ _STRATEGIES: dict[str, Strategy] = {
     "pods": PodStrategy(),
     "namespaces": NamespaceStrategy(),
     "services": ServiceStrategy(),
+    "endpoints": CreateOnUpdateStrategy(),
+    "leases": CreateOnUpdateStrategy(),
+    "events": CreateOnUpdateStrategy(),
 }
 _DEFAULT = Strategy()
 

@@ -31,8 +31,8 @@ def classify(ev: WatchEvent, match: Matcher) -> tuple[str, dict[str, Any]] | Non
     if ev.type == "DELETE":
         if not old_ok or ev.prev is None:
             return None
-        obj = ev.prev
-        obj["metadata"]["resourceVersion"] = str(ev.revision)
+        # The store's object is shared: the deletion's revision goes on a copy.
+        obj = {**ev.prev, "metadata": {**ev.prev["metadata"], "resourceVersion": str(ev.revision)}}
         return "DELETED", obj
     assert ev.obj is not None
     new_ok = match(ev.obj)
@@ -55,15 +55,22 @@ class WatchStream:
     """(type, object) pairs for one API watch. `revision` is the etcd revision up to
     which every change has been sent or filtered out: what a BOOKMARK reports."""
 
-    def __init__(self, store: Store, prefix: str, resource_version: str, match: Matcher) -> None:
+    def __init__(self, store: Store, prefix: str, resource_version: str, match: Matcher,
+                 res: Resource | None = None) -> None:
         self.revision = 0
+        self._res = res
         self._gen = self._events(store, prefix, resource_version, match)
 
     def __aiter__(self) -> "WatchStream":
         return self
 
     async def __anext__(self) -> tuple[str, dict[str, Any]]:
-        return await self._gen.__anext__()
+        typ, obj = await self._gen.__anext__()
+        res = self._res
+        if res is not None and ("kind" not in obj or "apiVersion" not in obj):
+            # Typed on a copy: the object is the store's.
+            obj = {"kind": res.kind, "apiVersion": res.api_version, **obj}
+        return typ, obj
 
     async def aclose(self) -> None:
         await self._gen.aclose()
@@ -107,7 +114,7 @@ class WatchStream:
 def events(store: Store, res: Resource, prefix: str, resource_version: str,
            match: Matcher) -> WatchStream:
     """The events of a watch; raises ApiError(410) when too old."""
-    return WatchStream(store, prefix, resource_version, match)
+    return WatchStream(store, prefix, resource_version, match, res)
 
 
 def _wants_bookmarks(request: web.Request) -> bool:
@@ -167,8 +174,10 @@ async def serve(request: web.Request, stream: AsyncIterator[tuple[str, dict[str,
 
     try:
         await asyncio.wait_for(pump(), timeout)
-    except (asyncio.TimeoutError, ConnectionResetError, asyncio.CancelledError):
-        pass
+    except (asyncio.TimeoutError, ConnectionResetError):
+        pass  # the watch's time is up, or the client hung up: end the stream normally
+    # A cancellation (the server shutting down, the client gone) closes the stream below and
+    # then propagates: swallowing it would leave the handler's task running after it was cancelled.
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
     try:

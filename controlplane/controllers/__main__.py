@@ -16,16 +16,17 @@ from .namespace import NamespaceController
 from .deployment import DeploymentController
 from .garbage_collector import GarbageCollector
 from .replicaset import ReplicaSetController
-from .shared_informers import SharedInformers
+from kubeling.shared_informers import SharedInformers
+from kubeling.tasks import guarded
 
 
 async def main(args: argparse.Namespace) -> None:
     client = Client.from_kubeconfig(args.kubeconfig, user_agent="kubeling-controller-manager")
-    controllers = [NodeIpamController(client, args.cluster_cidr, args.node_cidr_mask_size),
-                   NamespaceController(client), EndpointsController(client),
-                   EndpointSliceController(client)]
-    # The workload controllers and the garbage collector share one informer per resource.
+    # The controllers share one informer per resource (each resource watched once).
     informers = SharedInformers(client)
+    controllers = [NodeIpamController(client, args.cluster_cidr, args.node_cidr_mask_size),
+                   NamespaceController(client), EndpointsController(client, informers),
+                   EndpointSliceController(client, informers)]
     controllers += [ReplicaSetController(client, informers),
                     ReplicaSetController(client, informers, lookup("replicationcontrollers")),
                     DeploymentController(client, informers), GarbageCollector(client, informers)]
@@ -55,7 +56,9 @@ async def main(args: argparse.Namespace) -> None:
                     JobController(client, shared), CronJobController(client, shared),
                     TTLAfterFinishedController(client, shared)]
     try:
-        await asyncio.gather(shared.run(), *(c.run() for c in controllers))
+        # Guarded: a controller or informer loop that ends fails the process (systemd restarts it).
+        await asyncio.gather(guarded(shared.run(), "shared informers"),
+                             *(guarded(c.run(), type(c).__name__) for c in controllers))
     finally:
         await client.close()
 

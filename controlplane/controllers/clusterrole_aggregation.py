@@ -19,7 +19,7 @@ from kubeling.resources import lookup
 
 from controlplane.apiserver.bootstrap_policy import aggregate
 
-from .shared_informers import SharedInformers
+from kubeling.shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 log = logging.getLogger("kubeling.clusterrole_aggregation")

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from kubeling import cron, errors
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 from kubeling.timefmt import format_time, parse_time
 
 from . import controller_ref
@@ -25,7 +26,6 @@ from .event_recorder import EventRecorder
 from .job import has_condition
 from .pod_owner import NORMAL, WARNING, Key, key_of, utcnow
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 CRONJOBS, JOBS = lookup("cronjobs"), lookup("jobs")

@@ -21,10 +21,10 @@ from controlplane.scheduler.plugins.node_affinity import term_matches
 from controlplane.scheduler.plugins.taint_toleration import tolerated
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 
 from . import controller_ref
 from .pod_owner import PodOwnerController, pod_from_template, template_hash
-from .shared_informers import SharedInformers
 
 DAEMONSETS, NODES = lookup("daemonsets"), lookup("nodes")
 REVISION_LABEL = "controller-revision-hash"

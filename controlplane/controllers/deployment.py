@@ -24,11 +24,11 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
 from kubeling.selectors import label_selector_from_dict
+from kubeling.shared_informers import SharedInformers
 
 from . import controller_ref
 from .event_recorder import EventRecorder
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 DEPLOYMENTS, REPLICASETS, PODS = lookup("deployments"), lookup("replicasets"), lookup("pods")

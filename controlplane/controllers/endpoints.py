@@ -16,6 +16,7 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 
 from . import service_pods
 from .own_writes import OwnWrites
@@ -136,10 +137,10 @@ def _without_rv(subsets: Any) -> Any:
 class EndpointsController(ServiceSyncController):
     name = "endpoints"
 
-    def __init__(self, client: Client, workers: int = 4) -> None:
-        super().__init__(client, workers)
+    def __init__(self, client: Client, informers: SharedInformers | None = None, workers: int = 4) -> None:
+        super().__init__(client, informers, workers)
         self.endpoints_informer = Informer(client, ENDPOINTS, on_delete=self._endpoints_deleted)
-        self.informers.append(self.endpoints_informer)
+        self.own_informers_list.append(self.endpoints_informer)
         self.endpoints = OwnWrites(self.endpoints_informer)
         self.trigger_times = TriggerTimeTracker()
 

@@ -21,6 +21,7 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 
 from . import service_pods
 from .own_writes import OwnWrites
@@ -242,15 +243,15 @@ def _service_key(s: dict[str, Any]) -> Key | None:
 class EndpointSliceController(ServiceSyncController):
     name = "endpointslices"
 
-    def __init__(self, client: Client, workers: int = 4,
+    def __init__(self, client: Client, informers: SharedInformers | None = None, workers: int = 4,
                  max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> None:
-        super().__init__(client, workers)
+        super().__init__(client, informers, workers)
         self.max_per_slice = max_endpoints_per_slice
         self.slice_informer = Informer(client, ENDPOINTSLICES,
                                        label_selector=f"{MANAGED_BY_LABEL}={CONTROLLER_NAME}",
                                        on_add=self._slice_seen, on_update=lambda _o, n: self._slice_seen(n),
                                        on_delete=self._slice_deleted)
-        self.informers.append(self.slice_informer)
+        self.own_informers_list.append(self.slice_informer)
         self.slices = OwnWrites(self.slice_informer)
         self.by_service: dict[Key, set[str]] = {}
         self.my_versions: dict[tuple[str, str], str] = {}  # slice -> resourceVersion we wrote

@@ -20,9 +20,9 @@ from typing import Any
 from kubeling import errors
 from kubeling.client import Client, resource_path
 from kubeling.resources import RESOURCES, Resource, for_kind
+from kubeling.shared_informers import SharedInformers
 
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 ORPHAN = "orphan"

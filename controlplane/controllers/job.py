@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 from kubeling.timefmt import format_time, parse_time
 
 from . import controller_ref
 from .pod_owner import NORMAL, WARNING, PodOwnerController, key_of, pod_from_template, utcnow
-from .shared_informers import SharedInformers
 
 JOBS = lookup("jobs")
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"

@@ -15,13 +15,13 @@ from kubeling import errors
 from kubeling.client import Client, resource_path
 from kubeling.resources import Resource, lookup
 from kubeling.selectors import label_selector_from_dict
+from kubeling.shared_informers import SharedInformers
 from kubeling.timefmt import parse_time
 
 from . import controller_ref
 from .event_recorder import EventRecorder
 from .own_writes import OwnWrites
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 PODS = lookup("pods")

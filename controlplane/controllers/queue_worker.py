@@ -1,7 +1,8 @@
 """The loop every work-queue controller runs (client-go's processNextWorkItem,
 runWorker and Run): wait for the informers to list, then a few workers each take
 a key, sync it, forget its failures when it succeeds, and on failure queue it
-again with backoff, up to `max_retries` times."""
+again with backoff, up to `max_retries` times. On stop the queue is shut down
+and the keys being synced get `drain_timeout` seconds to finish."""
 from __future__ import annotations
 
 import asyncio
@@ -9,9 +10,10 @@ import logging
 from typing import Any, Hashable
 
 from kubeling import errors
+from kubeling.shared_informers import SharedInformers
+from kubeling.tasks import guarded
 
-from .shared_informers import SharedInformers
-from .workqueue import WorkQueue
+from .workqueue import ShutDown, WorkQueue
 
 
 class QueueWorker:
@@ -28,6 +30,7 @@ class QueueWorker:
     max_retries: int | None = 15
     retry_log_level: int = logging.INFO
     own_informers: bool = False
+    drain_timeout: float = 2.0
 
     async def sync(self, key: Any) -> None:
         raise NotImplementedError
@@ -42,7 +45,9 @@ class QueueWorker:
         """Hook run once the informers have listed, before the workers start (e.g. to find leftovers)."""
 
     def start_informers(self) -> list[asyncio.Task[Any]]:
-        return [asyncio.create_task(self.informers.run())] if self.own_informers else []
+        if not self.own_informers:
+            return []
+        return [guarded(self.informers.run(), f"{self.log.name} informers")]
 
     def watch(self, res: Any, on_add: Any = None, on_update: Any = None, on_delete: Any = None) -> Any:
         """Register handlers on the shared informer of `res`; the workers start once the
@@ -78,17 +83,28 @@ class QueueWorker:
             self.queue.done(key)
 
     async def worker(self) -> None:
+        """Sync keys until the queue shuts down."""
         while True:
-            await self.process_next()
+            try:
+                await self.process_next()
+            except ShutDown:
+                return
 
     async def run(self) -> None:
         tasks = self.start_informers()
         try:
             await self.wait_synced()
             self.after_synced()
-            tasks += [asyncio.create_task(self.worker()) for _ in range(self.workers)]
-            await asyncio.gather(*tasks)
+            tasks += [guarded(self.worker(), f"{self.log.name} worker", stopping=self.queue.shutting_down)
+                      for _ in range(self.workers)]
+            # asyncio.wait, not gather: cancelling run() must not cancel the workers before
+            # the drain below lets the keys in flight finish.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # a guarded task only ends by failing: fail the controller with it
         finally:
+            # Stop: no key is handed out any more, the ones being synced get a moment to finish.
+            await self.queue.shut_down_with_drain(self.drain_timeout)
             for t in tasks:
                 t.cancel()
-            self.queue.shutdown()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -21,11 +21,11 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import Resource, lookup
 from kubeling.selectors import label_selector_from_dict, label_selector_from_set
+from kubeling.shared_informers import SharedInformers
 
 from . import controller_ref
 from .event_recorder import EventRecorder
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 PODS = lookup("pods")

@@ -10,9 +10,9 @@ from typing import Any
 from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 
 from .serviceaccounts import PerNamespaceController
-from .shared_informers import SharedInformers
 
 log = logging.getLogger("kubeling.root-ca-cert-publisher")
 CONFIGMAPS = lookup("configmaps")

@@ -1,7 +1,9 @@
-"""What the Endpoints and EndpointSlice controllers share: informers on
-Services and Pods (all namespaces) indexed by namespace, the mapping from a pod
+"""What the Endpoints and EndpointSlice controllers share: handlers on the
+controller manager's shared Service and Pod informers (all namespaces, each
+watched once per process) feeding indexes by namespace, the mapping from a pod
 change to the services it affects, and a work queue of service keys
-("namespace", "name") drained by a few workers with retries."""
+("namespace", "name") drained by a few workers with retries. A subclass may add
+informers of its own (e.g. with a label selector) to `own_informers_list`."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +13,8 @@ from typing import Any
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
+from kubeling.tasks import guarded
 
 from . import service_pods
 from .queue_worker import QueueWorker
@@ -26,22 +30,24 @@ def _ns_name(obj: dict[str, Any]) -> Key:
 
 
 class ServiceSyncController(QueueWorker):
-    """Subclasses set `name`, add informers to `self.informers`, and implement `sync(key)`."""
+    """Subclasses set `name`, may add informers to `self.own_informers_list`, and implement
+    `sync(key)`. Without `informers` (a controller run alone) the shared ones are run here."""
 
     name = "service-sync"
 
-    def __init__(self, client: Client, workers: int = 4) -> None:
+    def __init__(self, client: Client, informers: SharedInformers | None = None, workers: int = 4) -> None:
         self.client = client
         self.workers = workers
         self.log = logging.getLogger(f"kubeling.{self.name}")
         self.queue = WorkQueue()
         self.services: dict[str, dict[str, dict[str, Any]]] = {}  # ns -> name -> Service
         self.pods: dict[str, dict[str, dict[str, Any]]] = {}      # ns -> name -> Pod
-        self.service_informer = Informer(client, SERVICES, on_add=self._service_added,
-                                         on_update=self._service_updated, on_delete=self._service_deleted)
-        self.pod_informer = Informer(client, PODS, on_add=self._pod_added, on_update=self._pod_updated,
-                                     on_delete=self._pod_deleted)
-        self.informers: list[Informer] = [self.service_informer, self.pod_informer]
+        self.own_informers = informers is None
+        self.informers = informers or SharedInformers(client)
+        self.service_informer = self.watch(SERVICES, self._service_added, self._service_updated,
+                                           self._service_deleted)
+        self.pod_informer = self.watch(PODS, self._pod_added, self._pod_updated, self._pod_deleted)
+        self.own_informers_list: list[Informer] = []
 
     # ---- indexes -------------------------------------------------------------
 
@@ -100,10 +106,12 @@ class ServiceSyncController(QueueWorker):
 
     # ---- running -------------------------------------------------------------
 
-    # Its own informers (not the manager's shared ones): run() runs them.
+    # The shared Service and Pod informers are the manager's (run by it); the subclass's
+    # own informers are run here.
 
     def start_informers(self) -> list[asyncio.Task[Any]]:
-        return [asyncio.create_task(i.run()) for i in self.informers]
+        return super().start_informers() + [guarded(i.run(), f"{self.name} {i.res.plural} informer")
+                                            for i in self.own_informers_list]
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(*(i.synced.wait() for i in self.informers))
+        await asyncio.gather(super().wait_synced(), *(i.synced.wait() for i in self.own_informers_list))

@@ -11,9 +11,9 @@ from typing import Any
 from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 log = logging.getLogger("kubeling.serviceaccounts")

@@ -10,11 +10,11 @@ from typing import Any, Callable
 from kubeling import errors
 from kubeling.client import Client, resource_path
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 from kubeling.timefmt import parse_time
 
 from .pod_owner import Key, key_of, utcnow
 from .queue_worker import QueueWorker
-from .shared_informers import SharedInformers
 from .workqueue import WorkQueue
 
 JOBS = lookup("jobs")

@@ -2,12 +2,20 @@
 is stored once however often it is added (bursts coalesce into one sync), a key
 is never handed to two workers at once, and a key added while it is being
 processed is queued again when that processing ends. Failed keys come back
-after a per-key exponential backoff."""
+after a per-key exponential backoff.
+
+`shutdown()` stops the queue: nothing new is added, and a worker waiting in `get()`
+is released with `ShutDown` once the keys already queued are handed out.
+`shut_down_with_drain()` also waits for the keys being processed to be `done()`."""
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 from typing import Hashable
+
+
+class ShutDown(Exception):
+    """Raised by `get()` once the queue is shut down and empty: the worker should return."""
 
 
 class WorkQueue:
@@ -18,6 +26,9 @@ class WorkQueue:
         self._failures: dict[Hashable, int] = {}
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no key is being processed
+        self._idle.set()
+        self._shutting_down = False
         self.base_delay = base_delay
         self.max_delay = max_delay
 
@@ -25,7 +36,7 @@ class WorkQueue:
         return len(self._queue)
 
     def add(self, key: Hashable) -> None:
-        if key in self._dirty:
+        if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
         if key in self._processing:
@@ -34,6 +45,8 @@ class WorkQueue:
         self._notify()
 
     def add_after(self, key: Hashable, delay: float) -> None:
+        if self._shutting_down:
+            return
         if delay <= 0:
             self.add(key)
             return
@@ -63,21 +76,43 @@ class WorkQueue:
         self._wakeup.set()
 
     async def get(self) -> Hashable:
+        """The next key; raises ShutDown once the queue is shut down and empty."""
         while not self._queue:
+            if self._shutting_down:
+                raise ShutDown()
             self._wakeup.clear()
             await self._wakeup.wait()
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
+        self._idle.clear()
         return key
 
     def done(self, key: Hashable) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
+        if key in self._dirty and not self._shutting_down:
             self._queue.append(key)
             self._notify()
+        if not self._processing:
+            self._idle.set()
+
+    def shutting_down(self) -> bool:
+        return self._shutting_down
 
     def shutdown(self) -> None:
+        """Stop the queue; wake every waiting `get()` (they raise ShutDown when nothing is queued)."""
+        self._shutting_down = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._notify()
+
+    async def shut_down_with_drain(self, timeout: float | None = None) -> bool:
+        """Shut down, then wait (at most `timeout` seconds) for the keys being processed
+        to be done. True when drained."""
+        self.shutdown()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True

@@ -44,6 +44,13 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main.cancel)
     code = 0
+    failures: list[BaseException] = []
+
+    def background_failed(exc: BaseException) -> None:
+        failures.append(exc)  # logged by the guard; stop the main with a failure
+        main.cancel()
+
+    scheduler.on_failure = background_failed
     try:
         await scheduler.start()
         log.info("caches synced: %d nodes, %d pods", len(scheduler.nodes.cache), len(scheduler.pods.cache))
@@ -55,8 +62,12 @@ async def run(args: argparse.Namespace) -> int:
         else:
             await scheduler.run()
     except asyncio.CancelledError:
-        main.uncancel()  # a signal asked us to stop: finish cleanly
-        log.info("stopping")
+        main.uncancel()  # a signal asked us to stop (or a background loop failed): finish
+        if failures:
+            log.error("stopping: a background loop failed: %s", failures[0])
+            code = 1
+        else:
+            log.info("stopping")
     except LeadershipLost as exc:
         log.error("leader election lost: %s", exc)
         code = 1

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from kubeling import errors
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.tasks import guarded
 
 from .cache import Cache
 from .events import NORMAL, WARNING, EventRecorder
@@ -77,6 +79,9 @@ class Scheduler:
         self._bind_slots = asyncio.Semaphore(bind_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[Any]] = []
+        # Told when a background loop (an informer, the event writer, the flusher) ends on its
+        # own: the scheduler would go on with stale caches, so its main stops (see __main__).
+        self.on_failure: Callable[[BaseException], None] | None = None
         self._rng = random.Random()
         self.scheduled = 0
         self.failed = 0
@@ -85,10 +90,10 @@ class Scheduler:
 
     async def start(self) -> None:
         """Start the informers and helpers; return once both caches are synced."""
-        self._background = [asyncio.create_task(self.nodes.run(), name="node-informer"),
-                            asyncio.create_task(self.pods.run(), name="pod-informer"),
-                            asyncio.create_task(self.events.run(), name="event-writer"),
-                            asyncio.create_task(self.queue.run_flusher(), name="queue-flusher")]
+        self._background = [guarded(self.nodes.run(), "node-informer", self._background_failed),
+                            guarded(self.pods.run(), "pod-informer", self._background_failed),
+                            guarded(self.events.run(), "event-writer", self._background_failed),
+                            guarded(self.queue.run_flusher(), "queue-flusher", self._background_failed)]
         waits = {asyncio.create_task(self.nodes.synced.wait()), asyncio.create_task(self.pods.synced.wait())}
         informers = set(self._background[:2])
         while waits:
@@ -97,6 +102,10 @@ class Scheduler:
                 t.result()  # an informer that ended before syncing: surface why
                 raise RuntimeError(f"{t.get_name()} stopped before syncing")
             waits -= done
+
+    def _background_failed(self, exc: BaseException) -> None:
+        if self.on_failure is not None:
+            self.on_failure(exc)
 
     async def stop(self) -> None:
         if self._tasks:

@@ -139,6 +139,20 @@ def _client_argv(name: str) -> Callable[[Layout], list[str]]:
     return lambda lay: component_argv(name, ["--kubeconfig", str(lay.kubeconfig)])
 
 
+# The kube-dns Service's address (the tenth of the service range, as kubeadm's): the agent's --cluster-dns.
+CLUSTER_DNS_IP = "10.96.0.10"
+
+
+def _dns_argv(layout: Layout) -> list[str]:
+    """The DNS server on this machine's address (that of the default route's interface, the
+    agent's node IP here), published as kube-dns's endpoint. Port 53 for the real layout; a
+    moved layout (a test's cluster beside the real one) takes a free port unless
+    KUBELING_DNS_PORT says which: pods reach it through the ClusterIP either way."""
+    port = os.environ.get("KUBELING_DNS_PORT") or ("53" if layout.apiserver_port == 6443 else "0")
+    return component_argv("dns", ["--kubeconfig", str(layout.kubeconfig), "--bind", "auto", "--port", port,
+                                  "--publish-address", "auto"])
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component("etcd", _etcd_argv, lambda lay: _port_open(lay.etcd_port)),
     Component("apiserver", lambda lay: component_argv("apiserver", [
@@ -155,11 +169,13 @@ COMPONENTS: tuple[Component, ...] = (
     Component("controller-manager", lambda lay: component_argv("controller-manager", [
         "--kubeconfig", str(lay.kubeconfig), "--root-ca-file", str(lay.cert)]), _settled),
     Component("scheduler", _client_argv("scheduler"), _settled),
+    Component("dns", _dns_argv, _settled),
     Component("cni-daemon", lambda lay: component_argv("cni-daemon", ["--socket", str(lay.cni_socket)]),
               lambda lay: lay.cni_socket.exists(), node=True),
     Component("agent", lambda lay: component_argv("agent", [
         "--kubeconfig", str(lay.kubeconfig), "--root-dir", str(lay.data_dir / "agent"),
-        "--client-ca-file", str(lay.config_dir / "pki" / "kubelet-ca.crt")]), _settled, node=True),
+        "--client-ca-file", str(lay.config_dir / "pki" / "kubelet-ca.crt"),
+        "--cluster-dns", CLUSTER_DNS_IP]), _settled, node=True),
     Component("proxy", _client_argv("proxy"), _settled, node=True),
 )
 

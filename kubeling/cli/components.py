@@ -17,6 +17,7 @@ COMPONENTS = {
     "agent": "agent",
     "proxy": "agent.proxy",
     "cni-daemon": "cni.daemon",
+    "dns": "clusterdns",
 }
 
 

@@ -32,7 +32,10 @@ IDENTITIES = {
     "controller-manager": ("system:kube-controller-manager", ()),
     "scheduler": ("system:kube-scheduler", ()),
     "proxy": ("system:kube-proxy", ()),
+    "dns": ("system:kube-dns", ()),
 }
+# The kube-dns Service's address (kubeadm's: the tenth of the service range), the agents' --cluster-dns.
+CLUSTER_DNS_IP = str(ipaddress.ip_network(SERVICE_CIDR)[10])
 
 
 def serving_hosts(advertise: str, node_name: str, service_cidr: str) -> list[str]:
@@ -77,9 +80,12 @@ def component_args(m: Machine, advertise: str, node_name: str, pod_cidr: str,
         "agent": [*kc("node"), "--node-name", node_name, "--node-ip", advertise,
                   "--root-dir", str(m.data_dir / "agent"), "--cni-conf-dir", str(m.cni_conf_dir),
                   "--cni-bin-dir", f"{m.cni_bin_dir}:/usr/lib/cni", "--cluster-cidr", pod_cidr,
-                  "--client-ca-file", str(m.ca_cert)],
+                  "--client-ca-file", str(m.ca_cert), "--cluster-dns", CLUSTER_DNS_IP],
         "proxy": [*kc("proxy"), "--node-name", node_name, "--cluster-cidr", pod_cidr,
                   "--service-cidr", service_cidr],
+        # The DNS server on this machine's address; it publishes itself as an endpoint of kube-dns.
+        "dns": [*kc("dns"), "--node-name", node_name, "--bind", advertise, "--port", "53",
+                "--publish-address", advertise, "--service-cidr", service_cidr],
     }
 
 

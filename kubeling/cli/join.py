@@ -12,6 +12,7 @@ import click
 
 from kubeling import kubeconfig, pki, systemd
 
+from .init import CLUSTER_DNS_IP
 from .machine import (Machine, SetupError, check_ip, check_node_name, check_systemd, check_token,
                       default_node_name, existing_installation, fail, install_cni_plugins, machine_from,
                       machine_options, read_file, start_and_wait, step, write_component, writing_files)
@@ -63,7 +64,7 @@ def node_args(m: Machine, node_name: str, node_ip: str, pod_cidr: str) -> dict[s
                   "--cni-conf-dir", str(m.cni_conf_dir), "--cni-bin-dir", f"{m.cni_bin_dir}:/usr/lib/cni",
                   "--cluster-cidr", pod_cidr,
                   # Only the apiserver's kubelet client certificate (signed by this CA) is let in.
-                  "--client-ca-file", str(m.ca_cert)],
+                  "--client-ca-file", str(m.ca_cert), "--cluster-dns", CLUSTER_DNS_IP],
         "proxy": [*kc, "--node-name", node_name, "--cluster-cidr", pod_cidr],
     }
 

@@ -18,7 +18,7 @@ CONFIG_DIR = "/etc/kubeling"
 UNIT_DIR = "/etc/systemd/system"
 
 # Start order; stop in reverse. etcd and the apiserver only on the control plane.
-CONTROL_PLANE = ("etcd", "apiserver", "controller-manager", "scheduler")
+CONTROL_PLANE = ("etcd", "apiserver", "controller-manager", "scheduler", "dns")
 NODE = ("cni-daemon", "agent", "proxy")
 ALL = CONTROL_PLANE + NODE
 

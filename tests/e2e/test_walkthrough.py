@@ -3,8 +3,8 @@
 A private etcd + apiserver, the controller manager and the scheduler run on this
 machine; one node (its own netns, its own dockerd, the agent and the proxy)
 runs the pods. Every step is checked from outside: etcdctl, docker, ip/nsenter,
-iptables-save, a real curl. Deletion is then followed backwards and the test
-asserts nothing is left behind.
+iptables-save, a real curl, busybox nslookup through kube-dns. Deletion is then
+followed backwards and the test asserts nothing is left behind.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from tests.conftest import REPO, start_apiserver, start_etcd, stop_process, wait
 pytestmark = pytest.mark.e2e
 PODS, SERVICES, ENDPOINTS, SLICES = (lookup(w) for w in ("pods", "services", "endpoints", "endpointslices"))
 NS = "walk"
+CLUSTER_DNS, CLUSTER_DOMAIN = "10.96.0.10", "cluster.local"
 
 MANIFEST = f"""
 apiVersion: v1
@@ -115,13 +116,30 @@ def world(tmp_path_factory):
     node = TestNode(port, api.token, "10.244.77.0/24")
     w.node = node
     node.create()
+    dns_proc = None
     try:
+        # The cluster DNS, as under `kubeling up`: a host process in the root namespace, reached by
+        # the node at its veth's root-side address; it publishes itself as kube-dns's endpoint.
+        ready = base / "dns-ready.json"
+        dns_proc = subprocess.Popen(
+            [sys.executable, "-m", "clusterdns", "--kubeconfig", str(api.kubeconfig), "--bind", node.root_ip,
+             "--port", "0", "--publish-address", node.root_ip, "--node-name", "walk-dns",
+             "--cluster-domain", CLUSTER_DOMAIN,
+             # Nothing outside the cluster is asked here; no packet may leave the machine.
+             "--upstream", "127.0.0.1:9", "--ready-file", str(ready)],
+            stdout=open(base / "dns.log", "wb"), stderr=subprocess.STDOUT, cwd=REPO)
+        wait_for(lambda: ready.exists() and json.loads(ready.read_text())["port"], 60, "the DNS server")
         yield w
     finally:
+        # The DNS server goes first: its address goes with the node's veth.
+        if dns_proc is not None:
+            stop_process(dns_proc)
+        dns_log = (base / "dns.log").read_text() if (base / "dns.log").exists() else ""
         problems = node.destroy()
         for p in reversed(w.procs):
             stop_process(p)
         assert not problems, problems
+        assert "Traceback" not in dns_log, dns_log
         leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert node.name not in leftovers
 
@@ -164,7 +182,7 @@ def test_2_apiserver_stores_the_pod_in_etcd(world):
 def test_3_scheduler_binds_the_pod(world):
     world.spawn("controller-manager", [sys.executable, "-m", "controlplane.controllers", "--kubeconfig",
                                        str(world.api.kubeconfig)])
-    world.node.start_agent()
+    world.node.start_agent("--cluster-dns", CLUSTER_DNS, "--cluster-domain", CLUSTER_DOMAIN)
     world.spawn("scheduler", [sys.executable, "-m", "controlplane.scheduler", "--kubeconfig",
                               str(world.api.kubeconfig), "--no-leader-elect"])
 
@@ -282,6 +300,25 @@ async def test_10_proxy_programs_rules_and_the_cluster_ip_answers(world):
     assert from_pod.strip() == "hello-from-web"
 
 
+def client_nslookup(node: TestNode, name: str) -> subprocess.CompletedProcess:
+    return node.pod_exec(NS, "client", "sh", "nslookup", name, timeout=15)
+
+
+def test_10b_cluster_dns_answers_the_service_name(world):
+    node, cip = world.node, world.facts["cluster_ip"]
+    # The agent wrote the client pod's resolv.conf for ClusterFirst: the kube-dns ClusterIP first.
+    conf = node.pod_exec(NS, "client", "sh", "cat", "/etc/resolv.conf", check=True).stdout
+    assert conf.startswith(f"nameserver {CLUSTER_DNS}\nsearch {NS}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} "
+                           f"{CLUSTER_DOMAIN}"), conf
+    assert "options ndots:5" in conf, conf
+    # The query goes pod -> kube-dns ClusterIP -> the proxy's DNAT -> the DNS server on the host.
+    fqdn = f"web.{NS}.svc.{CLUSTER_DOMAIN}"
+    out = wait_for(lambda: (lambda r: r if r.returncode == 0 and cip in r.stdout else None)(
+        client_nslookup(node, fqdn)), 30, f"nslookup {fqdn} from the client pod")
+    assert CLUSTER_DNS in out.stdout, out.stdout  # answered by the cluster nameserver
+    world.facts["fqdn"] = fqdn
+
+
 async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
     node = world.node
     ip, cip = world.facts["pod_ip"], world.facts["cluster_ip"]
@@ -323,6 +360,16 @@ async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
     r = node.ns("curl", "-s", "--max-time", "3", f"http://{cip}/", check=False)
     assert r.returncode == 7, (r.returncode, r.stdout)  # 7: connection refused, not a timeout (28)
     assert not [row for row in node.containers() if row["LabelMap"].get("io.kubernetes.pod.name") == "web"]
+    # The Service's name outlives its endpoints (a ClusterIP Service answers its ClusterIP) and goes
+    # with the Service: NXDOMAIN from the cluster DNS (not a timeout: the server still answers).
+    fqdn = world.facts["fqdn"]
+    wait_for(lambda: (lambda r: r.returncode == 0 and cip in r.stdout)(client_nslookup(node, fqdn)), 15,
+             f"{fqdn} to resolve while the Service has no endpoints")
+    async with Client(world.api.url, world.api.token) as c:
+        await c.delete(SERVICES, "web", NS)
+    wait_for(lambda: (lambda r: r.returncode != 0 and cip not in r.stdout and "NXDOMAIN" in r.stdout + r.stderr)(
+        client_nslookup(node, fqdn)), 30,
+             f"{fqdn} to stop resolving after the Service's deletion")
     # Everything else goes too: the whole namespace, then the node leaves no trace (fixture teardown).
     kubeling(world, "delete", "namespace", NS, "--timeout", "90")
     assert not [row for row in node.containers() if row["LabelMap"].get("io.kubernetes.pod.namespace") == NS]

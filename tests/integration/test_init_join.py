@@ -134,6 +134,7 @@ def test_init_writes_the_control_plane_files_secrets_0600(control_plane):
     expected = {"admin": ("kubernetes-admin", ["system:masters"]),
                 "controller-manager": ("system:kube-controller-manager", []),
                 "scheduler": ("system:kube-scheduler", []), "proxy": ("system:kube-proxy", []),
+                "dns": ("system:kube-dns", []),
                 "node": (f"system:node:{CP}", ["system:nodes"])}
     for who, identity in expected.items():
         doc = yaml.safe_load((etc / f"{who}.kubeconfig").read_text())

@@ -161,8 +161,12 @@ async def test_missing_image_pull_backoff(client, namespace, node):
     assert p["status"]["phase"] == "Pending"
     w = container_status(p, "c")["state"]["waiting"]
     assert w["reason"] in ("ImagePullBackOff", "ErrImagePull")
-    evs = await events_for(client, namespace, "noimg")
-    failed = [e for e in evs if e["reason"] == "Failed" and e["type"] == "Warning"]
-    assert any("Failed to pull image" in e["message"] for e in failed)
-    assert any(e["reason"] == "BackOff" and "Back-off pulling image" in e["message"] for e in evs)
+    # The events are recorded beside the status patches, not before them: wait for both.
+    async def both_events():
+        evs = await events_for(client, namespace, "noimg")
+        failed = any(e["reason"] == "Failed" and e["type"] == "Warning" and "Failed to pull image" in e["message"]
+                     for e in evs)
+        backoff = any(e["reason"] == "BackOff" and "Back-off pulling image" in e["message"] for e in evs)
+        return failed and backoff
+    await wait_until(both_events, 30, "the Failed and BackOff events")
     assert not [r for r in node.containers() if r["LabelMap"].get("io.kubernetes.container.name") == "c"]

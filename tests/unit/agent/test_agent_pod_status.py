@@ -7,8 +7,8 @@ def rec(name, attempt=0, state="running", code=None, sandbox=False, oom=False, c
     return ContainerRecord(id=cid or f"{name}-{attempt}", name=name, pod_name="p", pod_namespace="ns",
                            pod_uid="u", attempt=attempt, is_sandbox=sandbox, sandbox_id="sb", state=state,
                            exit_code=code, oom_killed=oom, image_id="sha256:abc",
-                           started_at="2024-01-01T00:00:00.123456789Z",
-                           finished_at="2024-01-01T00:00:05Z" if state == "exited" else "")
+                           started_at=1704067200.123456,  # 2024-01-01T00:00:00.123456Z
+                           finished_at=1704067205.0 if state == "exited" else 0.0)
 
 
 def pod(policy="Always", containers=("a",), init=(), status=None, probe=False):

@@ -60,7 +60,8 @@ def test_the_apiserver_certificate_names_every_address_it_is_reached_on():
 def test_control_plane_flags_point_at_this_machines_files(tmp_path):
     m = _machine(tmp_path)
     args = init.component_args(m, "192.168.56.10", "cp", "10.244.0.0/16", "10.96.0.0/12", 6443)
-    assert set(args) == {"etcd", "apiserver", "controller-manager", "scheduler", "cni-daemon", "agent", "proxy"}
+    assert set(args) == {"etcd", "apiserver", "controller-manager", "scheduler", "dns", "cni-daemon", "agent",
+                         "proxy"}
     agent = args["agent"]
     assert agent[agent.index("--node-ip") + 1] == "192.168.56.10"
     assert agent[agent.index("--kubeconfig") + 1] == str(m.kubeconfig("node"))
@@ -69,11 +70,16 @@ def test_control_plane_flags_point_at_this_machines_files(tmp_path):
     assert cm[cm.index("--cluster-signing-key-file") + 1] == str(m.ca_key)
     assert args["etcd"][args["etcd"].index("--data-dir") + 1] == str(m.data_dir / "etcd")
     # Each component has credentials of its own.
-    for c in ("controller-manager", "scheduler", "proxy"):
+    for c in ("controller-manager", "scheduler", "proxy", "dns"):
         assert args[c][args[c].index("--kubeconfig") + 1] == str(m.kubeconfig(c))
+    # Pods resolve through kube-dns; the DNS server listens on, and publishes, this machine's address.
+    assert agent[agent.index("--cluster-dns") + 1] == "10.96.0.10"
+    dns = args["dns"]
+    assert dns[dns.index("--bind") + 1] == dns[dns.index("--publish-address") + 1] == "192.168.56.10"
     worker = join.node_args(m, "w1", "192.168.56.11", "10.244.0.0/16")
     assert set(worker) == {"cni-daemon", "agent", "proxy"}
     assert worker["proxy"][worker["proxy"].index("--kubeconfig") + 1] == str(m.kubeconfig("node"))
+    assert worker["agent"][worker["agent"].index("--cluster-dns") + 1] == "10.96.0.10"
 
 
 def test_a_failed_write_takes_back_everything_it_created_and_nothing_else(tmp_path):

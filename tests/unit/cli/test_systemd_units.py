@@ -43,7 +43,7 @@ def test_etcd_and_apiserver_tell_systemd_when_they_serve_and_the_agent_waits_for
     agent = _directives(systemd.packaged_unit("agent"))
     assert agent["ConditionPathExists"] == ["/etc/kubeling/node.kubeconfig"]
     assert "docker.service" in agent["After"][0].split() and "docker.service" in agent["Wants"][0].split()
-    for component in ("controller-manager", "scheduler", "cni-daemon", "agent", "proxy"):
+    for component in ("controller-manager", "scheduler", "dns", "cni-daemon", "agent", "proxy"):
         assert "Type" not in _directives(systemd.packaged_unit(component)), component
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from controlplane.controllers.cronjob import (CronJobController, earliest_time, job_name, most_recent_schedule)
-from controlplane.controllers.shared_informers import SharedInformers
+from kubeling.shared_informers import SharedInformers
 from kubeling import cron
 from kubeling.timefmt import format_time
 

@@ -44,8 +44,8 @@ def test_slice_endpoints_conditions_and_dedup():
 def test_usable_prefers_ready_then_serving_terminating():
     ready, term = Endpoint("a", 1), Endpoint("b", 1, ready=False, serving=True, terminating=True)
     not_serving = Endpoint("c", 1, ready=False, serving=False, terminating=True)
-    assert usable([ready, term]) == [ready]
-    assert usable([term, not_serving]) == [term]
+    assert usable([ready, term], use_terminating=True) == [ready]
+    assert usable([term, not_serving], use_terminating=True) == [term]
     assert usable([term], use_terminating=False) == []
 
 
@@ -61,3 +61,16 @@ def test_udp_conntrack_deletions():
     assert stale_deletions({sp: (a,)}, {sp: (a,)}) == []
     tcp = ServicePort("ns", "web", "", "tcp", "10.96.0.11", 80)
     assert stale_deletions({tcp: (a,)}, {tcp: ()}) == []
+
+
+def test_terminating_fallback_has_one_default_everywhere():
+    # The command line, rules.Config and usable() agree (they once defaulted to opposites).
+    from agent.proxy import rules
+    from agent.proxy.__main__ import parse_args
+    from agent.proxy.model import USE_TERMINATING_DEFAULT
+    term = Endpoint("b", 1, ready=False, serving=True, terminating=True)
+    assert parse_args([]).terminating_fallback is USE_TERMINATING_DEFAULT
+    assert rules.Config().use_terminating is USE_TERMINATING_DEFAULT
+    assert usable([term]) == usable([term], use_terminating=USE_TERMINATING_DEFAULT)
+    assert parse_args(["--terminating-fallback"]).terminating_fallback is True
+    assert parse_args(["--no-terminating-fallback"]).terminating_fallback is False

@@ -95,9 +95,10 @@ def test_client_ip_affinity_uses_recent():
 def test_terminating_endpoints_only_when_none_ready():
     sp = ServicePort("ns", "t", "", "tcp", "10.96.0.6", 80)
     term = Endpoint("10.244.1.7", 80, ready=False, serving=True, terminating=True)
-    only_term = rules.render([sp], eps(sp, term))
+    on = rules.Config(use_terminating=True)
+    only_term = rules.render([sp], eps(sp, term), on)
     assert rules.sep_chain(sp, term) in only_term["nat"]
-    both = rules.render([sp], eps(sp, term, E1))
+    both = rules.render([sp], eps(sp, term, E1), on)
     assert rules.sep_chain(sp, term) not in both["nat"] and rules.sep_chain(sp, E1) in both["nat"]
     off = rules.render([sp], eps(sp, term), rules.Config(use_terminating=False))
     assert rules.svc_chain(sp) not in off["nat"]

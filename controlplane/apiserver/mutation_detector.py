@@ -1,0 +1,117 @@
+"""A Store wrapper that catches callers changing objects the store handed out
+(client-go's cache mutation detector, KUBE_CACHE_MUTATION_DETECTOR, for the apiserver).
+
+Objects from get, list, watch, create and update belong to the store: once a watch
+cache shares them between readers, a change made for one request would leak into
+others. The wrapper keeps a deep copy of each object it hands out and compares them
+a little later (when the request that got it is done); a difference is logged and
+raised. Off unless KUBELING_STORE_MUTATION_DETECTOR=true: it costs a copy of everything.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .store import Store, WatchEvent
+
+log = logging.getLogger("kubeling.apiserver")
+ENV = "KUBELING_STORE_MUTATION_DETECTOR"
+
+
+class StoreObjectMutated(AssertionError):
+    pass
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "").lower() in ("1", "true")
+
+
+class MutationDetectingStore:
+    """A Store that hands out the inner store's objects and checks them unchanged."""
+
+    def __init__(self, inner: Store, settle: float = 2.0) -> None:
+        self.inner = inner
+        self.settle = settle  # how long after handing out an object it is compared
+        self.mutations: list[str] = []
+        self._handed: collections.deque[tuple[float, str, dict[str, Any], dict[str, Any]]] = \
+            collections.deque()
+
+    def _hand(self, where: str, obj: dict[str, Any] | None) -> None:
+        if obj is not None:
+            self._handed.append((time.monotonic(), where, obj, copy.deepcopy(obj)))
+
+    def check(self, everything: bool = False) -> None:
+        """Compare the objects handed out at least `settle` seconds ago (all of them
+        with everything=True) and forget them; raise on the first changed one."""
+        horizon = time.monotonic() - self.settle
+        found = []
+        while self._handed and (everything or self._handed[0][0] <= horizon):
+            _, where, obj, snapshot = self._handed.popleft()
+            if obj != snapshot:
+                found.append(f"{where}: {snapshot} became {obj}")
+        if found:
+            self.mutations.extend(found)
+            for f in found:
+                log.error("store object mutated after it left the store: %s", f)
+            raise StoreObjectMutated(found[0])
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        self.check()
+        obj = await self.inner.get(key)
+        self._hand(f"get {key}", obj)
+        return obj
+
+    async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
+        self.check()
+        items, rev = await self.inner.list(prefix)
+        for obj in items:
+            self._hand(f"list {prefix}", obj)
+        return items, rev
+
+    async def create(self, key: str, obj: dict[str, Any], claims: tuple[str, ...] = ()) -> dict[str, Any]:
+        self.check()
+        out = await self.inner.create(key, obj, claims)
+        self._hand(f"create {key}", out)
+        return out
+
+    async def update(self, key: str, obj: dict[str, Any], revision: int,
+                     claims: tuple[str, ...] = (), releases: tuple[str, ...] = ()) -> dict[str, Any]:
+        self.check()
+        out = await self.inner.update(key, obj, revision, claims, releases)
+        self._hand(f"update {key}", out)
+        return out
+
+    async def delete(self, key: str, revision: int, releases: tuple[str, ...] = ()) -> int:
+        self.check()
+        return await self.inner.delete(key, revision, releases)
+
+    async def revision(self) -> int:
+        return await self.inner.revision()
+
+    async def claimed(self, prefix: str) -> set[str]:
+        return await self.inner.claimed(prefix)
+
+    async def watch(self, prefix: str, start_revision: int,
+                    stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+        events = self.inner.watch(prefix, start_revision, stop)
+        try:
+            async for ev in events:
+                self.check()
+                self._hand(f"watch {ev.key}@{ev.revision}", ev.obj)
+                self._hand(f"watch {ev.key}@{ev.revision} (previous)", ev.prev)
+                yield ev
+        finally:
+            # Closed now, not when collected: the etcd watch is released at once.
+            await events.aclose()  # type: ignore[attr-defined]
