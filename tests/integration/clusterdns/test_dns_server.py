@@ -20,8 +20,14 @@ from tests.conftest import REPO, free_port, stop_process, wait_for
 
 SERVICES, SLICES, PODS, SAS = (lookup("services"), lookup("endpointslices"), lookup("pods"),
                                lookup("serviceaccounts"))
-pytestmark = pytest.mark.skipif(not shutil.which("dig") or not shutil.which("dnsmasq"),
-                                reason="needs dig (bind9-dnsutils) and dnsmasq: run scripts/setup")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dig_and_dnsmasq_installed():
+    # A missing tool is a failure, never a skip: scripts/setup installs both.
+    missing = [t for t in ("dig", "dnsmasq") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/setup (bind9-dnsutils, dnsmasq-base)")
 
 
 @pytest.fixture(scope="module")
