@@ -54,14 +54,17 @@ async def ns(kube, unique_name):
 
 
 @pytest.fixture
-async def scheduler(cluster):
-    """The scheduler in-process, as an asyncio task, with a client of its own."""
+async def scheduler(cluster, nodes):
+    """The scheduler in-process, as an asyncio task, with a client of its own; nodes the
+    test adds are in its cache before `nodes.add` returns."""
     from controlplane.scheduler.scheduler import Scheduler
     client = Client(cluster.url, cluster.token)
     s = Scheduler(client, identity="test-scheduler")
     await s.start()
     task = asyncio.create_task(s.run())
+    nodes.scheduler = s
     yield s
+    nodes.scheduler = None
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await s.stop()

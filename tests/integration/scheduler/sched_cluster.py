@@ -28,6 +28,10 @@ class Nodes:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.names: list[str] = []
+        # The scheduler under test, when one runs: add() returns only once its cache holds the
+        # node as created, so a pod created next is judged against every node the test made
+        # ("0/N nodes are available" counts what the scheduler has seen).
+        self.scheduler: Any = None
 
     async def add(self, name: str, *, labels: dict[str, str] | None = None,
                   taints: list[dict[str, Any]] | None = None, unschedulable: bool = False,
@@ -47,6 +51,14 @@ class Nodes:
         if obj.get("status") != want:
             obj["status"] = want
             obj = await self.client.update(NODES, obj, subresource="status")
+        if self.scheduler is not None:
+            rv = obj["metadata"]["resourceVersion"]
+
+            async def seen() -> bool:
+                info = self.scheduler.cache.nodes.get(name)
+                return info is not None and info.node is not None \
+                    and info.node["metadata"].get("resourceVersion") == rv
+            await eventually(seen, 10, f"the scheduler to see node {name}")
         return obj
 
     async def cleanup(self) -> None:

@@ -12,12 +12,6 @@ async def test_failed_scheduling_message_and_condition(kube, nodes, ns, schedule
     await nodes.add(f"small-{ns}", cpu="1", labels={"tier": "gold"})
     await nodes.add(f"plain1-{ns}")
     await nodes.add(f"plain2-{ns}")
-    # The message counts the nodes the scheduler knows: let its informer see all three first.
-    names = {f"small-{ns}", f"plain1-{ns}", f"plain2-{ns}"}
-
-    async def known() -> bool:
-        return names <= {n.node["metadata"]["name"] for n in scheduler.cache.schedulable_nodes()}
-    await eventually(known, 10, "the scheduler to see the three nodes")
     await kube.create(PODS, pod("big", cpu="2", nodeSelector={"tier": "gold"}), ns)
     message = await wait_unschedulable(kube, ns, "big")
     assert message == (
