@@ -91,7 +91,8 @@ async def test_node_registration_and_lease(client, node_factory):
     assert n["spec"]["podCIDR"] == node.pod_cidr
     conf = (node.cni_conf_dir / "10-kubeling.conflist").read_text()
     assert node.pod_cidr in conf and '"type": "kubeling-bridge"' in conf
-    lease = await client.get(leases, node.name, "kube-node-lease")
+    # The lease loop starts after registration, so Ready may come first.
+    lease = await wait_until(lambda: _lease(client, leases, node.name), 10, "node lease")
     assert lease["spec"]["holderIdentity"] == node.name and lease["spec"]["leaseDurationSeconds"] == 40
     first = lease["spec"]["renewTime"]
     await wait_until(lambda: _lease_renewed(client, leases, node.name, first), 10, "lease renewal")
@@ -106,6 +107,15 @@ async def test_node_registration_and_lease(client, node_factory):
     assert ready_cond["reason"] == "KubeletNotReady" and "runtime" in ready_cond["message"]
     node.start_dockerd()
     await wait_until(ready, 20, "node Ready again")
+
+
+async def _lease(client, leases, name):
+    try:
+        return await client.get(leases, name, "kube-node-lease")
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        return None
 
 
 async def _lease_renewed(client, leases, name, first):
