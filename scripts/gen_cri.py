@@ -20,13 +20,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_protobuf import GZIP_MAGIC  # noqa: E402
+from gen_protobuf import descriptors_in  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +35,9 @@ PACKAGE = "runtime.v1"
 
 
 def cri_descriptor(binary: bytes) -> descriptor_pb2.FileDescriptorProto:
-    at = binary.find(GZIP_MAGIC)
-    while at >= 0:
-        try:
-            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(binary[at:at + 4_000_000])
-            fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
-        except Exception:  # most gzip-looking bytes are not a descriptor
-            fd = None
-        if fd is not None and fd.package == PACKAGE and fd.service:
+    for fd in descriptors_in(binary):
+        if fd.package == PACKAGE and fd.service:
             return fd
-        at = binary.find(GZIP_MAGIC, at + 3)
     sys.exit(f"gen-cri: no {PACKAGE} schema registered in that binary")
 
 

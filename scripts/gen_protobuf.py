@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
@@ -38,9 +39,8 @@ WANTED = [f"k8s.io/api/{g}/generated.proto" for g in (
 GZIP_MAGIC = b"\x1f\x8b\x08"
 
 
-def registered_descriptors(binary: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:
-    """Every k8s.io FileDescriptorProto gzipped inside a Go binary, by file name."""
-    found: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+def descriptors_in(binary: bytes) -> Iterator[descriptor_pb2.FileDescriptorProto]:
+    """Every FileDescriptorProto gzipped inside a Go binary (gogo's RegisterFile)."""
     at = binary.find(GZIP_MAGIC)
     while at >= 0:
         try:
@@ -48,10 +48,14 @@ def registered_descriptors(binary: bytes) -> dict[str, descriptor_pb2.FileDescri
             fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
         except Exception:  # most gzip-looking bytes are not a descriptor
             fd = None
-        if fd is not None and fd.name.startswith("k8s.io/") and fd.name.endswith(".proto"):
-            found[fd.name] = fd
+        if fd is not None and fd.name.endswith(".proto"):
+            yield fd
         at = binary.find(GZIP_MAGIC, at + 3)
-    return found
+
+
+def registered_descriptors(binary: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:
+    """Every k8s.io FileDescriptorProto in a Go binary, by file name."""
+    return {fd.name: fd for fd in descriptors_in(binary) if fd.name.startswith("k8s.io/")}
 
 
 def module_file(proto_name: str) -> str:
