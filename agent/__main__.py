@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
     p.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
     p.add_argument("--node-name", default=socket.gethostname())
     p.add_argument("--docker-host", default="unix:///var/run/docker.sock")
+    p.add_argument("--container-runtime-endpoint", default=None,
+                   help="a CRI runtime's socket (unix:///run/kubeling/containerd/containerd.sock); "
+                        "unset: Docker Engine at --docker-host")
+    p.add_argument("--pod-logs-dir", default="/var/log/pods",
+                   help="where a CRI runtime writes the pods' container logs")
+    p.add_argument("--cgroup-root", default="/", help="pods' cgroups go under <cgroup-root>/kubepods (CRI runtime)")
     p.add_argument("--cni-conf-dir", default="/etc/cni/net.d")
     p.add_argument("--cni-bin-dir", default="/opt/cni/bin:/usr/lib/cni", help="colon-separated plugin dirs")
     p.add_argument("--root-dir", default="/var/lib/kubeling/agent", help="checkpoints, CNI cache, volumes")
@@ -69,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return (AgentConfig(
+    cfg = AgentConfig(
         kubeconfig=a.kubeconfig, node_name=a.node_name, docker_host=a.docker_host,
         cni_conf_dir=a.cni_conf_dir, cni_bin_dirs=[d for d in a.cni_bin_dir.split(":") if d],
         root_dir=a.root_dir, logs_port=a.logs_port, logs_address=a.logs_address, pod_cidr=a.pod_cidr,
@@ -78,7 +84,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         status_period=a.node_status_period, cluster_cidr=a.cluster_cidr, node_routes=a.node_routes,
         route_sync_period=a.route_sync_period, tls_cert=a.tls_cert_file, tls_key=a.tls_private_key_file,
         client_ca=a.client_ca_file, cluster_dns=[s for s in a.cluster_dns.split(",") if s],
-        cluster_domain=a.cluster_domain, resolv_conf=a.resolv_conf), a.teardown)
+        cluster_domain=a.cluster_domain, resolv_conf=a.resolv_conf,
+        container_runtime_endpoint=a.container_runtime_endpoint, pod_logs_dir=a.pod_logs_dir,
+        cgroup_root=a.cgroup_root)
+    return cfg, a.teardown
 
 
 async def amain(cfg: AgentConfig) -> None:

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import dns_config
+from agent import dns_config, metrics
 from agent.checkpoints import CheckpointStore
 from agent.cni import CniInvoker
 from agent.cni_config import CONF_NAME, conflist, write_conflist
@@ -23,13 +23,15 @@ from agent.pod_workers import PodWorkers
 from agent.probe_results import ProbeResults
 from agent.projected import ObjectVolumes
 from agent.prober import Prober
-from agent.runtime.docker import DockerRuntime
+from agent.runtime.select import make_runtime
 from agent.runtime.sandbox_network import SandboxNetwork
-from agent.runtime.types import RuntimeError_
+from agent.runtime.types import RuntimeError_, Runtime
+from agent.status_manager import StatusManager
 from kubeling import errors, pki
 from kubeling.client import Client, resource_path
 from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.tasks import guarded
 
 log = logging.getLogger("agent")
 PODS = lookup("pods")
@@ -44,6 +46,10 @@ class AgentConfig:
     kubeconfig: str | None
     node_name: str
     docker_host: str = "unix:///var/run/docker.sock"
+    # kubelet's --container-runtime-endpoint: a CRI runtime instead of Docker (agent/runtime/select.py).
+    container_runtime_endpoint: str | None = None
+    pod_logs_dir: str = "/var/log/pods"   # CRI log files (kubelet's /var/log/pods)
+    cgroup_root: str = "/"                # pods' cgroups go under <root>/kubepods
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
     root_dir: str = "/var/lib/kubeling/agent"
@@ -80,12 +86,11 @@ class Agent:
         self.sandbox_network = SandboxNetwork(
             CniInvoker(cfg.cni_conf_dir, cfg.cni_bin_dirs, os.path.join(cfg.root_dir, "cni")),
             CheckpointStore(cfg.root_dir), os.path.join(cfg.cni_conf_dir, cfg.cni_conf_name))
-        self.runtime = DockerRuntime(cfg.docker_host, network=self.sandbox_network)
+        self.runtime: Runtime = self._make_runtime()
         self.probes = ProbeResults()
         self.prober = Prober(self.probes, self.runtime.exec,
                              lambda pod, reason, msg, typ, name: self.events.pod_event(pod, typ, reason, msg, name))
         self.events = EventRecorder(self.client, cfg.node_name)
-        from agent.status_manager import StatusManager
         self.status = StatusManager(self.client)
         self.syncer = PodSyncer(
             SyncConfig(cfg.node_name, self.host_ip, cfg.root_dir, cfg.pause_image, cfg.always_pull,
@@ -101,8 +106,9 @@ class Agent:
         self.informer = Informer(self.client, PODS, field_selector=f"spec.nodeName={cfg.node_name}",
                                  on_add=self._pod_changed, on_update=self._pod_updated,
                                  on_delete=self._pod_deleted)
-        self.workers = PodWorkers(self.syncer.sync, self._get_pod_by_uid, self.syncer.teardown,
-                                  self.syncer.kill_container)
+        # kubelet_pod_worker_duration_seconds around each sync; the pod start SLI from the watch.
+        self.workers = PodWorkers(metrics.TimedSyncer(self.syncer), self._get_pod_by_uid)
+        self.pod_starts = metrics.PodStartTracker()
         self.pleg = Pleg(self.runtime, self._runtime_changed)
         self.node = NodeStatusReporter(
             self.client, self.runtime, cfg.node_name, self.host_ip, root_dir=cfg.root_dir,
@@ -111,13 +117,17 @@ class Agent:
             period=cfg.status_period)
         self.routes = NodeRoutesController(self.client, cfg.node_name, self.node.pod_cidr, self.host_ip,
                                            period=cfg.route_sync_period)
-        self.logs = LogsServer(self.runtime, self.informer.get, cfg.docker_host)
+        self.logs = LogsServer(self.runtime, self.informer.get)
         self.probes.on_change = self._probe_changed
         self.probes.on_liveness_failure = self._liveness_failed
         self._tasks: list[asyncio.Task] = []
         self.ready = asyncio.Event()
 
     # ---- wiring ----------------------------------------------------------------
+
+    def _make_runtime(self) -> Runtime:
+        """The container runtime: the one place it is chosen."""
+        return make_runtime(self.cfg, self.sandbox_network)
 
     def network_ready(self) -> bool:
         return self.runtime.network_ready()
@@ -161,6 +171,7 @@ class Agent:
         return pod
 
     def _pod_changed(self, pod: dict[str, Any]) -> None:
+        self.pod_starts.observe(pod)
         meta = pod["metadata"]
         self._by_uid[meta["uid"]] = (meta.get("namespace", ""), meta["name"])
         self.workers.update(meta["uid"])
@@ -173,6 +184,7 @@ class Agent:
     def _pod_deleted(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"].get("uid")
         if uid:
+            self.pod_starts.forget(uid)
             self._by_uid.pop(uid, None)
             self.workers.update(uid)
 
@@ -214,6 +226,17 @@ class Agent:
             for uid in list(self._by_uid):
                 self.workers.update(uid)
 
+    async def _until(self, event: asyncio.Event) -> None:
+        """Wait for `event`, failing at once when a task started so far fails meanwhile."""
+        waiter = asyncio.create_task(event.wait())
+        try:
+            await asyncio.wait({waiter, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not event.is_set():
+            await asyncio.gather(*self._tasks)   # raises the failure
+            raise RuntimeError("agent tasks ended before the pod informer synced")
+
     async def run(self) -> None:
         cert, key = self.cfg.tls_cert, self.cfg.tls_key
         if not (cert and key):
@@ -226,8 +249,12 @@ class Agent:
         except Exception as exc:
             log.warning("Docker is not reachable yet: %s", exc)
         await self._register()
-        self._tasks.append(asyncio.create_task(self.informer.run(), name="pod-informer"))
-        await self.informer.synced.wait()
+        # Every long-lived task is guarded: one that ends on its own fails the agent (the
+        # gather below), so systemd restarts it rather than it running with a hole.
+        # The status writer comes first: pod workers' final deletes wait on it.
+        self._tasks += [guarded(self.status.run(), "status-writer"),
+                        guarded(self.informer.run(), "pod-informer")]
+        await self._until(self.informer.synced)
         # Adopt what the runtime shows (its remembered sandboxes too): pods of this node
         # resume in their workers; anything whose pod left the API is torn down.
         known = set(self._by_uid)
@@ -235,12 +262,12 @@ class Agent:
         for uid in leftovers:
             log.info("tearing down pod %s: gone from the API", uid)
             self.workers.update(uid)
-        self._tasks += [asyncio.create_task(self.pleg.run_relist(), name="pleg-relist"),
-                        asyncio.create_task(self.pleg.run_events(), name="pleg-events"),
-                        asyncio.create_task(self.node.run(), name="node-status"),
-                        asyncio.create_task(self._resync(), name="resync")]
+        self._tasks += [guarded(self.pleg.run_relist(), "pleg-relist"),
+                        guarded(self.pleg.run_events(), "pleg-events"),
+                        guarded(self.node.run(), "node-status"),
+                        guarded(self._resync(), "resync")]
         if self.cfg.node_routes:
-            self._tasks.append(asyncio.create_task(self.routes.run(), name="node-routes"))
+            self._tasks.append(guarded(self.routes.run(), "node-routes"))
         self.ready.set()
         log.info("agent for node %s running (host IP %s, logs port %d)", self.cfg.node_name,
                  self.host_ip, self.cfg.logs_port)

@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,12 @@ class CniInvoker:
         self.cache_dir = Path(cache_dir)
         self.timeout = timeout
         self._locks: dict[str, asyncio.Lock] = {}
+        # The last ADD per container: (started, finished epoch seconds, network, plugin types),
+        # for the agent's NetworkReady event (`kubeling trace`); the agent takes it.
+        self.add_times: dict[str, tuple[float, float, str, list[str]]] = {}
+
+    def take_add_time(self, container_id: str) -> tuple[float, float, str, list[str]] | None:
+        return self.add_times.pop(container_id, None)
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -222,7 +229,13 @@ class CniInvoker:
             if has_loopback:
                 lo = NetworkList.parse(json.dumps(LOOPBACK_CONF).encode())
                 await self._add_list(lo, container_id, netns, "lo", args)
-            return await self._add_list(net, container_id, netns, ifname, args)
+            started = time.time()
+            result = await self._add_list(net, container_id, netns, ifname, args)
+            while len(self.add_times) >= 256:   # never taken (no agent reads them): bounded
+                self.add_times.pop(next(iter(self.add_times)))
+            self.add_times[container_id] = (started, time.time(), net.name,
+                                            [str(p.get("type")) for p in net.plugins])
+            return result
 
     async def check(self, container_id: str, netns: str, pod_namespace: str, pod_name: str,
                     ifname: str = "eth0") -> None:

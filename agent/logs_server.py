@@ -33,7 +33,6 @@ from agent.runtime.types import ContainerRecord, Runtime
 from agent.streaming import channels as ch
 from agent.streaming import portforward as pf
 from agent.streaming import remotecommand as rc
-from agent.streaming.docker_io import DockerStreams
 from agent.streaming.spdy import SpdyConnection
 from kubeling import pki
 from kubeling.timefmt import parse_time
@@ -89,11 +88,9 @@ def _flag(value: str | None) -> bool:
 
 
 class LogsServer:
-    def __init__(self, runtime: Runtime, get_pod: Callable[[str, str], dict[str, Any] | None],
-                 docker_host: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, get_pod: Callable[[str, str], dict[str, Any] | None]) -> None:
         self.runtime = runtime
         self.get_pod = get_pod
-        self.streams = DockerStreams(docker_host) if docker_host else None
         self.app = web.Application(middlewares=[_authn])
         self.app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         for verb in ("exec", "attach"):
@@ -114,8 +111,6 @@ class LogsServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.streams is not None:
-            self.streams.close()
 
     # ---- exec, attach, port-forward -------------------------------------------------
 
@@ -150,34 +145,33 @@ class LogsServer:
         if not (opts.stdin or opts.stdout or opts.stderr):
             raise web.HTTPBadRequest(text="you must specify at least one of stdin, stdout, stderr")
         record = await self._running(ns, pod, container)
-        assert self.streams is not None
 
         async def start(size):  # type: ignore[no-untyped-def]
-            return await self.streams.exec(record.id, opts.command, stdin=opts.stdin, stdout=opts.stdout,
-                                           stderr=opts.stderr, tty=opts.tty, size=size)
+            return await self.runtime.exec_stream(record.id, opts.command, stdin=opts.stdin, stdout=opts.stdout,
+                                                  stderr=opts.stderr, tty=opts.tty, size=size)
         return await self._remotecommand(request, opts, start, True)
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
         ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
         opts = rc.Options(request.query)
         record = await self._running(ns, pod, container)
-        assert self.streams is not None
 
         async def start(size):  # type: ignore[no-untyped-def]
-            return await self.streams.attach(record.id, stdin=opts.stdin, stdout=opts.stdout,
-                                             stderr=opts.stderr or opts.tty, size=size)
+            return await self.runtime.attach_stream(record.id, stdin=opts.stdin, stdout=opts.stdout,
+                                                    stderr=opts.stderr or opts.tty, size=size)
         return await self._remotecommand(request, opts, start, False)
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         ns, pod = request.match_info["namespace"], request.match_info["pod"]
         obj = self.get_pod(ns, pod)
         uid = obj["metadata"]["uid"] if obj else None
-        sandboxes = [r for r in await self.runtime.list(uid) if r.is_sandbox and r.running and r.pid
+        sandboxes = [r for r in await self.runtime.list(uid) if r.is_sandbox and r.running
                      and r.pod_namespace == ns and r.pod_name == pod]
-        if not sandboxes:
+        sandbox = max(sandboxes, key=lambda r: r.created_at) if sandboxes else None
+        netns = await self.runtime.sandbox_netns(sandbox.id) if sandbox is not None else None
+        if sandbox is None or netns is None:
             raise web.HTTPNotFound(text=f'pod "{pod}" in namespace "{ns}" has no running sandbox on this node')
-        sandbox = max(sandboxes, key=lambda r: r.created_at)
-        target = pf.Target(f"/proc/{sandbox.pid}/ns/net", sandbox.id, sandbox.pod_uid)
+        target = pf.Target(netns, sandbox.id, sandbox.pod_uid)
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade == "websocket":
             ws = web.WebSocketResponse(protocols=ch.WS_PORTFORWARD_PROTOCOLS, heartbeat=None, max_msg_size=0)

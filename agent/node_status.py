@@ -131,7 +131,7 @@ class NodeStatusReporter:
         old = {c.get("type"): c for c in ((self.node or {}).get("status") or {}).get("conditions") or []}
         if not ready_runtime:
             ready = _condition("Ready", False, "KubeletNotReady",
-                               "container runtime is down: cannot reach the Docker engine", old, now)
+                               f"container runtime is down: cannot reach {self.runtime.runtime_name}", old, now)
         elif not self.network_ready():
             ready = _condition("Ready", False, "KubeletNotReady",
                                "container runtime network not ready: NetworkReady=false "
@@ -157,7 +157,8 @@ class NodeStatusReporter:
             "nodeInfo": {
                 "machineID": machine_id, "systemUUID": _read("/sys/class/dmi/id/product_uuid", machine_id),
                 "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
-                "osImage": os_image(), "containerRuntimeVersion": f"docker://{self._runtime_version}",
+                "osImage": os_image(),
+                "containerRuntimeVersion": f"{self.runtime.runtime_name}://{self._runtime_version}",
                 "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
                 "operatingSystem": "linux", "architecture": arch()},
         }

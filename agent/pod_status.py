@@ -56,7 +56,7 @@ def terminated(rec: ContainerRecord) -> dict[str, Any]:
         reason = "Error"
     out: dict[str, Any] = {"exitCode": code, "reason": reason,
                            "startedAt": api_time(rec.started_at), "finishedAt": api_time(rec.finished_at),
-                           "containerID": f"docker://{rec.id}"}
+                           "containerID": rec.container_uri}
     if rec.error:
         out["message"] = rec.error
     return out
@@ -71,9 +71,8 @@ def container_status(container: dict[str, Any], history: list[ContainerRecord],
                           "imageID": "", "ready": False, "restartCount": latest.attempt if latest else 0,
                           "started": False, "state": {}, "lastState": {}}
     if latest is not None:
-        st["containerID"] = f"docker://{latest.id}"
-        if latest.image_id:
-            st["imageID"] = f"docker://{latest.image_id}"
+        st["containerID"] = latest.container_uri
+        st["imageID"] = latest.image_ref
     if latest is None or latest.state in ("created", "unknown"):
         reason, msg = waiting or (default_wait, "")
         st["state"] = {"waiting": _waiting(reason, msg)}

@@ -2,15 +2,21 @@
 pod spec with what the runtime shows and take the next steps: sandbox (the runtime
 sets up its network),
 init containers in order, app containers with restartPolicy and crash back-off,
-status; on deletion, stop with the grace period, tear down, confirm."""
+status; on deletion (`terminate`), stop with a grace period that may shrink while the
+kill runs, tear down, confirm.
+
+A sync may be cancelled (the pod worker does so when the pod is deleted): runtime calls
+that make something (a sandbox, a container) then run to their end first, so what they
+made is in the runtime's next list and the kill that follows tears it down."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agent import volumes
 from agent.backoff import Backoff
@@ -24,11 +30,16 @@ from agent.prober import Prober, run_pre_stop
 from agent.runtime.types import (ContainerConfig, ContainerRecord, Mount, PullError, Runtime, RuntimeError_,
                                  SandboxConfig)
 from agent.status_manager import StatusManager
+from agent.trace_events import PodTraceEvents
 
 log = logging.getLogger("agent.sync")
 
 NORMAL, WARNING = "Normal", "Warning"
-SANDBOX_RETRY = 2.0
+# A container that could not be made (its config: a missing ConfigMap key, a bad volume;
+# or the engine refused it) is tried again this soon: the cause is outside the node.
+CREATE_RETRY = 2.0
+MIN_STOP_AFTER_HOOK = 2   # kubelet keeps at least 2 s for the stop after a preStop hook
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,6 +95,78 @@ class RetryAfterFailure:
             del self._failed_at[k]
 
 
+class GracePeriod:
+    """The grace period of one kill. It only ever shrinks (a second delete with a shorter
+    one; a longer one changes nothing), and stops under way learn when it does, so they
+    can be issued again with the shorter timeout."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = max(0, int(seconds))
+        self._shrunk = asyncio.Event()
+
+    def shrink(self, seconds: int) -> bool:
+        """Take a new grace period if it is shorter; True if it was."""
+        seconds = max(0, int(seconds))
+        if seconds >= self.seconds:
+            return False
+        self.seconds = seconds
+        # Wake whoever waits now; later waiters wait for the next shrink.
+        self._shrunk.set()
+        self._shrunk = asyncio.Event()
+        return True
+
+    def next_shrink(self) -> asyncio.Event:
+        """An event set when the grace period next shrinks (taken before awaiting, so a
+        shrink between taking it and waiting on it is not missed)."""
+        return self._shrunk
+
+
+def pod_grace_period(pod: dict[str, Any]) -> int:
+    """The grace period a deletion asks for: the pod's deletionGracePeriodSeconds, else
+    its spec's terminationGracePeriodSeconds."""
+    grace = pod["metadata"].get("deletionGracePeriodSeconds")
+    if isinstance(grace, int) and grace >= 0:
+        return grace
+    return _grace(pod)
+
+
+async def _within_grace(hook: asyncio.Task, grace: GracePeriod, deadline: float) -> float:
+    """Wait for a preStop hook until it ends or `deadline` (loop time) passes; a grace
+    period that shrinks meanwhile brings the deadline nearer. An unfinished hook is
+    cancelled. Returns the deadline as it ended up."""
+    loop = asyncio.get_running_loop()
+    try:
+        while not hook.done():
+            event = grace.next_shrink()
+            shrunk = asyncio.create_task(event.wait())
+            try:
+                await asyncio.wait({hook, shrunk}, timeout=max(0.0, deadline - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                shrunk.cancel()
+            if event.is_set():
+                deadline = min(deadline, loop.time() + grace.seconds)
+            elif not hook.done():
+                break   # out of time
+    finally:
+        if not hook.done():
+            hook.cancel()
+        await asyncio.wait({hook})
+    return deadline
+
+
+async def _to_completion(aw: Awaitable[T]) -> T:
+    """Await a runtime call that makes something; when the caller is cancelled meanwhile
+    the call still runs to its end before the cancellation goes on, so nothing it made
+    appears after the kill that follows has listed the pod."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise
+
+
 def _epoch(when: float) -> float:
     """A runtime time (epoch seconds, 0 when unknown); unknown counts as now."""
     return when or time.time()
@@ -110,6 +193,8 @@ class PodSyncer:
         self.runtime = runtime
         self.status = status
         self.events = events
+        self.trace = PodTraceEvents(events, runtime, cfg.node_name)
+        status.on_written = self.trace.status_written
         self.probes = probes
         self.get_configmap = get_configmap
         self.network_ready = network_ready
@@ -126,20 +211,29 @@ class PodSyncer:
         self.crash_backoff = Backoff()
         self.image_retry = RetryAfterFailure(Backoff())
         self.sandbox_retry = RetryAfterFailure(Backoff(1.0, 30.0))
+        # Containers whose preStop hook started: it runs once, whatever kills the container
+        # (a liveness kill cut short by a deletion, a kill whose grace period shrank).
+        self._pre_stop_started: set[str] = set()
+
+    def _forget_failures(self, uid: str) -> None:
+        """The pod left the node: its failure bookkeeping (all of it is above) goes."""
+        self._mount_failure.pop(uid, None)
+        self.crash_backoff.forget(uid + "/")
+        self.image_retry.forget_pod(uid)
+        self.sandbox_retry.forget_pod(uid)
+        self.trace.forget(uid)
 
     # ---- entry points ----------------------------------------------------------
 
     async def sync(self, pod: dict[str, Any]) -> SyncResult:
+        """One pass of a pod that should run (a pod being deleted goes to `terminate`)."""
+        if pod["metadata"].get("deletionTimestamp"):
+            await self.terminate(pod, GracePeriod(pod_grace_period(pod)))
+            return SyncResult(done=True)
         uid = pod["metadata"]["uid"]
         records = await self.runtime.list(uid)
-        if pod["metadata"].get("deletionTimestamp"):
-            grace = pod["metadata"].get("deletionGracePeriodSeconds")
-            if grace is None:
-                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-            await self.kill_pod(pod, records, int(grace))
-            await self.teardown(uid, records=await self.runtime.list(uid))
-            await self.status.delete_pod(pod)
-            return SyncResult(done=True)
+        if not records:
+            self.trace.accepted(pod)
         base = self.status.last(uid) or pod.get("status") or {}
         if base.get("phase") in ("Succeeded", "Failed"):
             await self._stop_finished(pod, records)
@@ -150,8 +244,21 @@ class PodSyncer:
         status = pod_status({**pod, "status": base}, view, self.probes, self.cfg.host_ip)
         if status["phase"] in ("Succeeded", "Failed"):
             await self._stop_finished(pod, view.records)
-        await self.status.set(pod, status)
+        self.trace.status_computed(pod, base, status)
+        self.status.set(pod, status)
         return SyncResult(resync_after=resync)
+
+    async def terminate(self, pod: dict[str, Any], grace: GracePeriod) -> None:
+        """The pod was deleted: stop its containers within `grace` (which may shrink
+        meanwhile), tear everything down, confirm with the final delete. The runtime is
+        listed afresh: a sync cancelled for this left whatever it made there."""
+        uid = pod["metadata"]["uid"]
+        began, asked = time.time(), grace.seconds
+        await self.kill_pod(pod, await self.runtime.list(uid), grace)
+        self.trace.stopped(pod, began, asked)
+        await self.teardown(uid, grace=grace)
+        self.trace.torn_down(pod)
+        await self.status.delete_pod(pod)
 
     async def _sync_object_volumes(self, pod: dict[str, Any]) -> None:
         """Write or refresh the pod's object volumes (every sync: updates reach the files in
@@ -179,14 +286,56 @@ class PodSyncer:
                 running[name] = (latest.id, _monotonic_of(latest.started_at))
         self.prober.update_pod(pod, running, view.pod_ips[0] if view.pod_ips else None)
 
-    async def _stop_container(self, pod: dict[str, Any] | None, r: ContainerRecord, grace: int) -> None:
-        """preStop hook first (it spends part of the grace period), then SIGTERM/SIGKILL."""
+    async def _stop_container(self, pod: dict[str, Any] | None, r: ContainerRecord,
+                              grace: GracePeriod | int) -> None:
+        """preStop hook first (it spends part of the grace period; it runs once per
+        container), then SIGTERM and SIGKILL when the time is up. A grace period that
+        shrinks meanwhile cuts the hook short and re-issues the stop with the new one."""
+        grace = grace if isinstance(grace, GracePeriod) else GracePeriod(grace)
+        loop = asyncio.get_running_loop()
         spec = _container_spec(pod, r.name) if pod is not None else None
-        if spec is not None and (spec.get("lifecycle") or {}).get("preStop"):
+        timeout = grace.seconds
+        if pod is not None and spec is not None and (spec.get("lifecycle") or {}).get("preStop") \
+                and grace.seconds > 0 and r.id not in self._pre_stop_started:
+            self._pre_stop_started.add(r.id)
+            began, asked = loop.time(), grace.seconds
             ip = await self._pod_ip(r.sandbox_id)
-            spent = await run_pre_stop(pod, spec, r.id, ip, self.runtime.exec, grace, self._probe_event)
-            grace = max(int(grace - spent), 2)  # kubelet keeps at least 2 s for the stop itself
-        await self.runtime.stop_container(r.id, grace)
+            hook = asyncio.create_task(run_pre_stop(pod, spec, r.id, ip, self.runtime.exec, asked,
+                                                    self._probe_event))
+            deadline = await _within_grace(hook, grace, min(began + asked, loop.time() + grace.seconds))
+            if grace.seconds < asked:
+                timeout = max(0, math.ceil(deadline - loop.time()))
+            else:
+                timeout = max(int(asked - (loop.time() - began)), MIN_STOP_AFTER_HOOK)
+        await self._stop_within_grace(r.id, timeout, grace)
+
+    async def _stop_within_grace(self, container_id: str, timeout: int, grace: GracePeriod) -> None:
+        """stop_container(id, timeout); when the grace period shrinks to end sooner than the
+        stop under way would, another stop with the shorter timeout (the runtime then kills
+        sooner; the first call returns once the container is gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stops = [asyncio.create_task(self.runtime.stop_container(container_id, timeout))]
+        shrunk: asyncio.Task | None = None
+        try:
+            while True:
+                event = grace.next_shrink()
+                shrunk = asyncio.create_task(event.wait())
+                await asyncio.wait({*stops, shrunk}, return_when=asyncio.FIRST_COMPLETED)
+                if not event.is_set():
+                    break
+                seconds = grace.seconds
+                if loop.time() + seconds < deadline:
+                    deadline = loop.time() + seconds
+                    stops.append(asyncio.create_task(self.runtime.stop_container(container_id, seconds)))
+            results = await asyncio.gather(*stops, return_exceptions=True)
+        finally:
+            for task in [*stops, shrunk]:
+                if task is not None and not task.done():
+                    task.cancel()
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if len(failed) == len(results):
+            raise failed[0]   # no stop got through
 
     async def _pod_ip(self, sandbox_id: str) -> str | None:
         st = await self.runtime.sandbox_status(sandbox_id)
@@ -305,10 +454,11 @@ class PodSyncer:
             reason = view.waiting.get(name, ("", ""))[0]
             if reason in ("ErrImagePull", "ImagePullBackOff"):
                 return self.image_retry.remaining(self._image_key(pod, c)) + 0.05, False
-            return SANDBOX_RETRY, False
+            return CREATE_RETRY, False
         # Keep one dead attempt (for --previous and lastState); older ones go.
         for old in by_name(view.records).get(name, [])[1:]:
             await self.runtime.remove_container(old.id)
+            self._pre_stop_started.discard(old.id)
         return None, True
 
     def _image_key(self, pod: dict[str, Any], c: dict[str, Any]) -> str:
@@ -357,7 +507,7 @@ class PodSyncer:
         meta = pod["metadata"]
         if not await self._ensure_image(pod, c, view, init):
             return False
-        status = {**(pod.get("status") or {})}
+        status = {**(self.status.last(meta["uid"]) or pod.get("status") or {})}
         if view.pod_ips:
             status["podIP"] = view.pod_ips[0]
             status["podIPs"] = [{"ip": ip} for ip in view.pod_ips]
@@ -387,14 +537,14 @@ class PodSyncer:
             stdin=bool(c.get("stdin")), init=init, container_hash=container_hash(c),
             **cgroup_settings(c))
         try:
-            cid = await self.runtime.create_container(cfg)
+            cid = await _to_completion(self.runtime.create_container(cfg))
         except RuntimeError_ as exc:
             view.waiting[name] = ("CreateContainerError", str(exc))
             self.events.pod_event(pod, WARNING, "Failed", f"Error: {exc}", name, init)
             return False
         self.events.pod_event(pod, NORMAL, "Created", f"Created container {name}", name, init)
         try:
-            await self.runtime.start_container(cid)
+            await _to_completion(self.runtime.start_container(cid))
         except RuntimeError_ as exc:
             view.waiting[name] = ("RunContainerError", str(exc))
             self.events.pod_event(pod, WARNING, "Failed", f"Error: {exc}", name, init)
@@ -412,11 +562,13 @@ class PodSyncer:
             raise RuntimeError_("network is not ready: no CNI configuration for this node's pod CIDR yet")
         volumes.prepare_volumes(self.cfg.root_dir, pod)
         labels = {k: v for k, v in (meta.get("labels") or {}).items()}
-        sb = await self.runtime.run_sandbox(SandboxConfig(
+        began = time.time()
+        sb = await _to_completion(self.runtime.run_sandbox(SandboxConfig(
             pod_name=meta["name"], pod_namespace=meta["namespace"], pod_uid=meta["uid"], attempt=attempt,
             image=self.cfg.pause_image, hostname=spec.get("hostname") or meta["name"],
-            host_network=host_network, labels=labels))
+            host_network=host_network, labels=labels)))
         ip = await self._pod_ip(sb.id)
+        self.trace.sandbox_created(pod, sb.id, began, ip, host_network)
         hosts = volumes.pod_dir(self.cfg.root_dir, meta["uid"]) / "etc-hosts"
         hosts.parent.mkdir(parents=True, exist_ok=True)
         hosts.write_text(hosts_file(ip or "",
@@ -433,7 +585,10 @@ class PodSyncer:
 
     # ---- stopping --------------------------------------------------------------
 
-    async def kill_pod(self, pod: dict[str, Any] | None, records: list[ContainerRecord], grace: int) -> None:
+    async def kill_pod(self, pod: dict[str, Any] | None, records: list[ContainerRecord],
+                       grace: GracePeriod | int) -> None:
+        """Stop the running containers together (each within `grace`), then the sandboxes."""
+        grace = grace if isinstance(grace, GracePeriod) else GracePeriod(grace)
         running = [r for r in records if not r.is_sandbox and r.running]
 
         async def stop(r: ContainerRecord) -> None:
@@ -445,7 +600,8 @@ class PodSyncer:
             if r.is_sandbox:
                 await self.runtime.stop_sandbox(r.id)
 
-    async def teardown(self, uid: str, records: list[ContainerRecord] | None = None, grace: int = 1) -> None:
+    async def teardown(self, uid: str, records: list[ContainerRecord] | None = None,
+                       grace: GracePeriod | int = 1) -> None:
         """Everything of the pod leaves the node: containers, network, volumes, state."""
         if records is None:
             records = await self.runtime.list(uid)
@@ -460,12 +616,10 @@ class PodSyncer:
         if self.prober is not None:
             self.prober.remove_pod(uid)
         volumes.remove_pod_dir(self.cfg.root_dir, uid)
-        self._mount_failure.pop(uid, None)
         if self.object_volumes is not None:
             self.object_volumes.forget(uid)
-        self.crash_backoff.forget(uid + "/")
-        self.image_retry.forget_pod(uid)
-        self.sandbox_retry.forget_pod(uid)
+        self._forget_failures(uid)
+        self._pre_stop_started.difference_update(r.id for r in records)
         self.status.forget(uid)
 
     async def kill_container(self, pod: dict[str, Any], name: str, message: str) -> None:
@@ -473,7 +627,7 @@ class PodSyncer:
         for r in await self.runtime.list(pod["metadata"]["uid"]):
             if not r.is_sandbox and r.name == name and r.running:
                 self.events.pod_event(pod, NORMAL, "Killing", message, name)
-                await self._stop_container(pod, r, _grace(pod))
+                await self._stop_container(pod, r, GracePeriod(_grace(pod)))
 
 
 def _grace(pod: dict[str, Any]) -> int:

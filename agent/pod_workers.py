@@ -1,112 +1,187 @@
-"""One worker per pod: syncs of a pod run one at a time, pods run concurrently
-(kubelet's podWorkers). A sync is asked for by the informer, the PLEG, probe
-results and timers; asks that arrive during a sync fold into one more sync. A
-liveness failure is a request to the pod's worker too: its kill runs in the
-worker's turn, never beside a sync or a pod kill (the preStop hook runs once)."""
+"""One worker per pod (kubelet's podWorkers): passes of a pod run one at a time, pods
+run concurrently. A pass is asked for by the informer, the PLEG, probe results and
+timers; asks that arrive during a pass fold into one more pass.
+
+Each pod has one state record (kubelet's podSyncStatus): the update pending and the
+one a pass works on, the pass under way, since when the pod is terminating and the
+grace period of its kill. Termination (the pod got a deletionTimestamp, or left the
+API) takes over at once: a sync under way is cancelled (what it made is in the
+runtime, and the kill lists the runtime afresh), then the kill runs. A shorter grace
+period that arrives during the kill reaches the stops under way; a longer one never
+lengthens it. A liveness failure is a request to the pod's worker too: its kill runs
+in the worker's turn, never beside a sync or a pod kill (the preStop hook runs once)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from agent.pod_sync import SyncResult
+from agent.pod_sync import GracePeriod, PodSyncer, SyncResult, pod_grace_period
 
 log = logging.getLogger("agent.workers")
 
 ERROR_RETRY = 2.0
+# A pod that left the API without a deletion the agent saw (a force delete, or a pod
+# found only in the runtime) is killed with this grace period, as a forced deletion is.
+LEFT_API_GRACE = 1
 
 
-class _Worker:
-    def __init__(self) -> None:
-        self.dirty = asyncio.Event()
-        self.task: asyncio.Task | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.kills: dict[str, str] = {}   # container name -> why (liveness failures)
+@dataclass
+class PodSyncStatus:
+    """What the worker of one pod knows about it."""
+
+    uid: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None              # the worker's loop
+    pending_update: dict[str, Any] | None = None  # the newest pod seen by update()
+    active_update: dict[str, Any] | None = None   # the pod the pass under way (or the last) works on
+    working: asyncio.Task | None = None           # the pass under way
+    syncing: bool = False                         # that pass is a sync (a termination cancels it)
+    terminating_since: float | None = None        # time.monotonic() termination was asked for
+    grace: GracePeriod | None = None              # the kill's grace period: only ever shrinks
+    left_api: bool = False
+    kills: dict[str, str] = field(default_factory=dict)  # container name -> why (liveness failures)
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def terminating(self) -> bool:
+        return self.terminating_since is not None
 
 
 class PodWorkers:
-    def __init__(self, sync: Callable[[dict[str, Any]], Awaitable[SyncResult]],
-                 get_pod: Callable[[str], dict[str, Any] | None],
-                 cleanup: Callable[[str], Awaitable[None]],
-                 kill_container: Callable[[dict[str, Any], str, str], Awaitable[None]] | None = None) -> None:
-        """sync(pod) runs one pass; get_pod(uid) is the newest pod object or None when
-        the pod left the API; cleanup(uid) removes a pod that left; kill_container(pod,
-        name, message) stops one container (the next sync restarts it)."""
-        self._sync = sync
-        self._kill_container = kill_container
+    def __init__(self, syncer: PodSyncer, get_pod: Callable[[str], dict[str, Any] | None]) -> None:
+        """`syncer` runs the passes (sync, terminate, teardown, kill_container); get_pod(uid)
+        is the newest pod object, None once the pod left the API."""
+        self._syncer = syncer
         self._get_pod = get_pod
-        self._cleanup = cleanup
-        self._workers: dict[str, _Worker] = {}
+        self._pods: dict[str, PodSyncStatus] = {}
 
     def __contains__(self, uid: str) -> bool:
-        return uid in self._workers
+        return uid in self._pods
 
     def uids(self) -> list[str]:
-        return list(self._workers)
+        return list(self._pods)
+
+    def state(self, uid: str) -> PodSyncStatus | None:
+        return self._pods.get(uid)
 
     def update(self, uid: str) -> None:
-        w = self._workers.get(uid)
-        if w is None:
-            w = self._workers[uid] = _Worker()
-            w.task = asyncio.create_task(self._loop(uid, w), name=f"pod-{uid}")
-        w.dirty.set()
+        """Something about the pod changed: one more pass. A deletion also ends a sync
+        under way at once, and a shorter grace period reaches a kill under way."""
+        st = self._pods.get(uid)
+        if st is None:
+            st = self._pods[uid] = PodSyncStatus(uid)
+            st.task = asyncio.create_task(self._loop(st), name=f"pod-{uid}")
+        pod = self._get_pod(uid)
+        if pod is not None:
+            st.pending_update = pod
+        else:
+            st.left_api = True
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            self._terminate(st, pod_grace_period(pod) if pod is not None else LEFT_API_GRACE)
+        st.wake.set()
+
+    def _terminate(self, st: PodSyncStatus, grace: int) -> None:
+        if st.grace is None:
+            st.terminating_since = time.monotonic()
+            st.grace = GracePeriod(grace)
+            log.info("pod %s terminating (grace period %ds)", st.uid, st.grace.seconds)
+        elif st.grace.shrink(grace):
+            log.info("pod %s: grace period shortened to %ds", st.uid, grace)
+        if st.syncing and st.working is not None and not st.working.done():
+            st.working.cancel()
 
     def kill_container(self, uid: str, name: str, message: str) -> None:
         """Ask the pod's worker to stop a container before its next sync; asks for the
-        same container fold into one."""
-        if self._kill_container is None:
-            return
-        w = self._workers.get(uid)
-        if w is None:
+        same container fold into one. A terminating pod is killed whole anyway."""
+        st = self._pods.get(uid)
+        if st is None:
             self.update(uid)
-            w = self._workers[uid]
-        w.kills[name] = message
-        w.dirty.set()
+            st = self._pods[uid]
+        if st.terminating:
+            return
+        st.kills[name] = message
+        st.wake.set()
 
-    async def _run_kills(self, pod: dict[str, Any], w: _Worker) -> None:
-        kills, w.kills = w.kills, {}
-        if self._kill_container is None or pod["metadata"].get("deletionTimestamp"):
-            return  # a pod being deleted is killed whole by its sync
-        for name, message in kills.items():
-            await self._kill_container(pod, name, message)
+    def _later(self, st: PodSyncStatus, delay: float) -> None:
+        if st.timer is not None:
+            st.timer.cancel()
+        st.timer = asyncio.get_running_loop().call_later(delay, st.wake.set)
 
-    def _later(self, uid: str, w: _Worker, delay: float) -> None:
-        if w.timer is not None:
-            w.timer.cancel()
-        w.timer = asyncio.get_running_loop().call_later(delay, w.dirty.set)
-
-    async def _loop(self, uid: str, w: _Worker) -> None:
+    async def _loop(self, st: PodSyncStatus) -> None:
         try:
             while True:
-                await w.dirty.wait()
-                w.dirty.clear()
-                pod = self._get_pod(uid)
-                try:
-                    if pod is None:
-                        await self._cleanup(uid)
-                        return
-                    if w.kills:
-                        await self._run_kills(pod, w)
-                    result = await self._sync(pod)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("sync of pod %s failed", uid)
-                    self._later(uid, w, ERROR_RETRY)
+                await st.wake.wait()
+                st.wake.clear()
+                if st.terminating:
+                    if await self._pass(st, self._termination(st), syncing=False) is not None:
+                        return   # killed, torn down, confirmed: the worker ends
+                    continue
+                pod = self._get_pod(st.uid)
+                if pod is None:   # gone without an update() telling (defensive)
+                    self._terminate(st, LEFT_API_GRACE)
+                    st.wake.set()
+                    continue
+                st.active_update = pod
+                result = await self._pass(st, self._sync(st, pod), syncing=True)
+                if result is None:
                     continue
                 if result.done:
                     return
                 if result.resync_after is not None:
-                    self._later(uid, w, result.resync_after)
+                    self._later(st, result.resync_after)
         finally:
-            if w.timer is not None:
-                w.timer.cancel()
-            if self._workers.get(uid) is w:
-                del self._workers[uid]
+            if st.timer is not None:
+                st.timer.cancel()
+            if self._pods.get(st.uid) is st:
+                del self._pods[st.uid]
+
+    async def _pass(self, st: PodSyncStatus, coro: Any, syncing: bool) -> SyncResult | None:
+        """Run one pass as a task of its own (so a termination can cancel a sync without
+        cancelling the worker). None when it failed (retried later) or was cancelled."""
+        task = asyncio.create_task(coro, name=f"{'sync' if syncing else 'kill'}-{st.uid}")
+        st.working, st.syncing = task, syncing
+        try:
+            await asyncio.wait({task})
+        finally:
+            st.working, st.syncing = None, False
+            if not task.done():   # the worker itself is being stopped
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled():
+            log.info("sync of pod %s cancelled: the pod is terminating", st.uid)
+            return None
+        if task.exception() is not None:
+            log.error("%s of pod %s failed", "sync" if syncing else "kill", st.uid,
+                      exc_info=task.exception())
+            self._later(st, ERROR_RETRY)
+            return None
+        return task.result()
+
+    async def _sync(self, st: PodSyncStatus, pod: dict[str, Any]) -> SyncResult:
+        if st.kills:
+            kills, st.kills = st.kills, {}
+            for name, message in kills.items():
+                await self._syncer.kill_container(pod, name, message)
+        return await self._syncer.sync(pod)
+
+    async def _termination(self, st: PodSyncStatus) -> SyncResult:
+        """Kill, tear down and (for a pod still in the API) confirm, within st.grace."""
+        assert st.grace is not None
+        st.kills.clear()
+        pod = self._get_pod(st.uid)
+        if pod is not None:
+            st.active_update = pod
+            await self._syncer.terminate(pod, st.grace)
+        else:
+            await self._syncer.teardown(st.uid, grace=st.grace)
+        return SyncResult(done=True)
 
     async def stop(self) -> None:
-        tasks = [w.task for w in self._workers.values() if w.task]
+        tasks = [st.task for st in self._pods.values() if st.task]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

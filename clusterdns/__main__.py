@@ -9,10 +9,13 @@ import signal
 import socket
 import sys
 
+from prometheus_client import REGISTRY
+
 from clusterdns import publish
 from clusterdns.forward import Forwarder, parse_upstream, upstreams_from_resolv_conf
 from clusterdns.records import ClusterRecords
 from clusterdns.server import DNSServer
+from kubeling import metrics_server
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
@@ -37,9 +40,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(`auto`: the address of the default route's interface)")
     p.add_argument("--service-cidr", default="10.96.0.0/12", help="kube-dns gets its tenth address")
     p.add_argument("--node-name", default=socket.gethostname())
-    p.add_argument("--ready-file", default="", help="write {\"port\": N} here once serving (tests)")
+    p.add_argument("--metrics-bind-address", default="127.0.0.1:9153",
+                   help="host:port of /metrics (CoreDNS's prometheus plugin port); plain HTTP without "
+                        "authentication, so a loopback host only; port 0 picks one; empty: none")
+    p.add_argument("--ready-file", default="",
+                   help="write {\"port\": N, \"metrics_port\": M} here once serving (tests)")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.metrics_bind_address:
+        host, _, port = args.metrics_bind_address.rpartition(":")
+        if not port.isdigit() or not metrics_server.is_loopback(host.strip("[]")):
+            p.error("--metrics-bind-address must be a loopback host:port: /metrics has no authentication")
+    return args
 
 
 def _default_route_ip() -> str:
@@ -56,6 +68,7 @@ async def _serve(args: argparse.Namespace) -> None:
     records = ClusterRecords(args.cluster_domain, ttl=args.ttl)
     upstreams = [parse_upstream(u) for u in args.upstream] or upstreams_from_resolv_conf(args.resolv_conf)
     server = DNSServer(records, Forwarder(upstreams, cache_size=args.cache_size))
+    REGISTRY.register(server.metrics)
     informers = [
         Informer(client, lookup("services"),  # type: ignore[arg-type]
                  on_add=records.set_service, on_update=lambda _o, n: records.set_service(n),
@@ -73,6 +86,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     published = False
+    metrics = None
     try:
         # Answer only once the caches are full: an empty cache would say NXDOMAIN for real names.
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), 60)
@@ -80,13 +94,18 @@ async def _serve(args: argparse.Namespace) -> None:
         port = await server.start(bind, args.port)
         log.info("serving %s on %s:%d (UDP+TCP), upstreams %s", args.cluster_domain, bind, port,
                  ", ".join(f"{h}:{p}" for h, p in upstreams) or "none")
+        metrics_port = 0
+        if args.metrics_bind_address:
+            mhost, _, mport = args.metrics_bind_address.rpartition(":")
+            metrics = await metrics_server.start(mhost.strip("[]"), int(mport))
+            metrics_port = metrics_server.bound_port(metrics) if metrics is not None else 0
         if args.publish_address:
             ip = _default_route_ip() if args.publish_address == "auto" else args.publish_address
             await publish.publish(client, publish.tenth_address(args.service_cidr), args.node_name, ip, port)
             published = True
         if args.ready_file:
             with open(args.ready_file, "w") as f:
-                json.dump({"port": port}, f)
+                json.dump({"port": port, "metrics_port": metrics_port}, f)
         await stop.wait()
     finally:
         if published:
@@ -95,6 +114,8 @@ async def _serve(args: argparse.Namespace) -> None:
             except Exception as exc:
                 log.warning("could not remove our EndpointSlice: %s", exc)
         await server.stop()
+        if metrics is not None:
+            await metrics.cleanup()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

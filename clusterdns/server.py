@@ -5,12 +5,18 @@ payload size) are truncated with TC set, and the client asks again over TCP. A d
 does not parse is answered FORMERR when it has a header, dropped otherwise; nothing a client
 sends stops the server. Memory is bounded: caches are capped LRUs, TCP connections are capped
 and time out when idle.
+
+Every request is counted and timed into `metrics` (CoreDNS's coredns_dns_* families, see
+metrics.py): a cached answer carries the series it counts into, so the hot path adds a
+clock read and a bucket increment.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections import OrderedDict
+from time import perf_counter
 from typing import Any
 
 import dns.edns
@@ -24,6 +30,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from clusterdns.forward import Forwarder
+from clusterdns.metrics import BUCKETS, DNSMetrics, Series, rcode_label, type_label
 from clusterdns.records import ClusterRecords
 
 log = logging.getLogger("kubeling.dns")
@@ -39,13 +46,14 @@ class DNSServer:
         self.forwarder = forwarder
         # Cluster answers as bytes, keyed by the query without its id: a repeated question skips
         # parsing and rendering. Emptied whenever the records change (generation).
-        self._answers: OrderedDict[bytes, bytes] = OrderedDict()
+        self._answers: OrderedDict[bytes, tuple[bytes, Series]] = OrderedDict()
         self._answers_gen = -1
         self.answer_cache_size = answer_cache_size
         self.tcp_connections = 0
         self.udp_transport: asyncio.DatagramTransport | None = None
         self.tcp_server: asyncio.base_events.Server | None = None
         self.stats = {"queries": 0, "formerr": 0, "dropped": 0, "forwarded": 0, "truncated": 0}
+        self.metrics = DNSMetrics()
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -100,6 +108,12 @@ class DNSServer:
     def answer_now(self, data: bytes, udp: bool) -> tuple[bytes | None, dns.message.Message | None]:
         """(reply bytes or None to drop, None) for what is answered at once; (None, query) for a
         query that must be forwarded (see forward())."""
+        wire, query, _ = self._answer_now(data, udp)
+        return wire, query
+
+    def _answer_now(self, data: bytes, udp: bool
+                    ) -> tuple[bytes | None, dns.message.Message | None, Series | None]:
+        """answer_now, and the metrics series of an answer given at once (None when forwarded)."""
         self.stats["queries"] += 1
         if self._answers_gen != self.records.generation:
             self._answers.clear()
@@ -107,23 +121,35 @@ class DNSServer:
         key = (b"U" if udp else b"T") + data[2:]
         cached = self._answers.get(key)
         if cached is not None:
-            return data[:2] + cached, None
+            return data[:2] + cached[0], None, cached[1]
+        proto = "udp" if udp else "tcp"
         try:
             query = dns.message.from_wire(data)
         except (dns.exception.DNSException, ValueError, IndexError, UnicodeError):
-            return self._formerr(data), None
+            wire = self._formerr(data)
+            return wire, None, self.metrics.series(proto, "other", "FORMERR" if wire is not None else None)
         if query.flags & dns.flags.QR:
             self.stats["dropped"] += 1
-            return None, None
+            return None, None, self.metrics.series(proto, "other", None)
         reply = self._local(query)
         if reply is None or self._cname_to_chase(query, reply) is not None:
-            return None, query
+            return None, query, None
         wire = self._render(reply, self._udp_limit(query) if udp else 65535)
+        series = self.metrics.series(proto, self._type(query), rcode_label(reply.rcode()))
         if len(data) <= 512:  # a few KB per entry at most: the cache's memory stays bounded
             if len(self._answers) >= self.answer_cache_size:
                 self._answers.popitem(last=False)
-            self._answers[key] = wire[2:]
-        return wire, None
+            self._answers[key] = (wire[2:], series)
+        return wire, None, series
+
+    @staticmethod
+    def _type(query: dns.message.Message) -> str:
+        return type_label(query.question[0].rdtype) if len(query.question) == 1 else "other"
+
+    def forwarded_series(self, query: dns.message.Message, wire: bytes | None, udp: bool) -> Series:
+        """The series of a forwarded query's reply (`wire` None: none was sent)."""
+        rcode = rcode_label(wire[3] & 0x0F) if wire is not None and len(wire) > 3 else None
+        return self.metrics.series("udp" if udp else "tcp", self._type(query), rcode)
 
     @staticmethod
     def _cname_to_chase(query: dns.message.Message, reply: dns.message.Message) -> dns.name.Name | None:
@@ -163,15 +189,23 @@ class DNSServer:
 
     async def handle(self, data: bytes, udp: bool) -> bytes | None:
         """The reply's bytes for one query message (None: drop it)."""
-        wire, query = self.answer_now(data, udp)
-        if query is None:
-            return wire
-        return await self.forward(query, udp)
+        start = perf_counter()
+        wire, query, series = self._answer_now(data, udp)
+        if query is not None:
+            wire = None
+            try:
+                wire = await self.forward(query, udp)
+            finally:
+                series = self.forwarded_series(query, wire, udp)
+        if series is not None:
+            series.observe(perf_counter() - start)
+        return wire
 
     # --- transports ---------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (UDP and TCP); port 0 picks one free for both. Returns the port."""
+        self.metrics.family = "2" if ":" in host else "1"
         loop = asyncio.get_running_loop()
         for _ in range(20):
             udp, _p = await loop.create_datagram_endpoint(lambda: _UDP(self), local_addr=(host, port))
@@ -185,6 +219,7 @@ class DNSServer:
                     raise
                 continue
             self.udp_transport = udp
+            self.metrics.server = f"dns://{'' if host in ('0.0.0.0', '::') else host}:{bound}"
             return bound
         raise OSError("no port free for both UDP and TCP")
 
@@ -228,30 +263,37 @@ class _UDP(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        start = perf_counter()
         try:
-            wire, query = self.server.answer_now(data, udp=True)
+            wire, query, series = self.server._answer_now(data, udp=True)
         except Exception:  # a bug for one query must not take the server down
             log.exception("UDP query failed")
             return
         if query is None:
             if wire is not None and self.transport is not None:
                 self.transport.sendto(wire, addr)
+            if series is not None:  # Series.observe inlined: this is the path of every cached answer
+                elapsed = perf_counter() - start
+                series.buckets[bisect_left(BUCKETS, elapsed)] += 1
+                series.sum += elapsed
             return
         if len(self.pending) >= 1024:  # bounded: a flood of forwarded names is shed, not queued
             self.server.stats["dropped"] += 1
+            self.server.forwarded_series(query, None, True).observe(perf_counter() - start)
             return
-        task = asyncio.ensure_future(self._forward(query, addr))
+        task = asyncio.ensure_future(self._forward(query, addr, start))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
-    async def _forward(self, query: dns.message.Message, addr: Any) -> None:
+    async def _forward(self, query: dns.message.Message, addr: Any, start: float) -> None:
+        wire = None
         try:
             wire = await self.server.forward(query, udp=True)
         except Exception:
             log.exception("forwarding failed")
-            return
-        if self.transport is not None:
+        if wire is not None and self.transport is not None:
             self.transport.sendto(wire, addr)
+        self.server.forwarded_series(query, wire, True).observe(perf_counter() - start)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)

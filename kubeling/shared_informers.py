@@ -5,6 +5,12 @@ scheduler, ...) registers its handlers with `add_handlers(resource, on_add, on_u
 on_delete)` and gets the shared informer (its read-only cache, `get`, `items`). `run()`
 runs each resource's list+watch once, however many handlers it has.
 
+An informer is keyed by its resource AND what it lists: a namespace, a field selector and a
+label selector (client-go's filtered factories / tweakListOptions). Callers asking for the
+same resource with the same selectors share one informer; a caller with other selectors
+(the scheduler's active pods) gets an informer of its own, whose cache holds only what its
+selectors match.
+
 Handlers are fed through a buffer each (client-go's processorListener): the watch only
 appends an event to every handler's queue, and each handler has its own task taking
 events from it in order. A slow handler therefore delays neither the watch nor the other
@@ -69,8 +75,11 @@ class Listener:
 
 
 class SharedInformer(Informer):
-    def __init__(self, client: Client, res: Resource) -> None:
-        super().__init__(client, res, on_add=self._added, on_update=self._updated, on_delete=self._deleted)
+    def __init__(self, client: Client, res: Resource, *, namespace: str | None = None,
+                 field_selector: str = "", label_selector: str = "") -> None:
+        super().__init__(client, res, namespace=namespace, field_selector=field_selector,
+                         label_selector=label_selector,
+                         on_add=self._added, on_update=self._updated, on_delete=self._deleted)
         self.listeners: list[Listener] = []
         self._has_listed = False
         self._running = False
@@ -128,25 +137,34 @@ class SharedInformer(Informer):
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+InformerKey = tuple[str, str, str, str, str]  # group, plural, namespace, field selector, label selector
+
+
 class SharedInformers:
     """The factory: `informer(res)` / `add_handlers(res, ...)` before `run()`, then
     `wait_synced()`."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._informers: dict[tuple[str, str], SharedInformer] = {}
+        self._informers: dict[InformerKey, SharedInformer] = {}
 
-    def informer(self, res: Resource) -> SharedInformer:
-        key = (res.group, res.plural)
+    def informer(self, res: Resource, *, namespace: str | None = None, field_selector: str = "",
+                 label_selector: str = "") -> SharedInformer:
+        """The one informer of `res` listing with these selectors (created on first use)."""
+        key = (res.group, res.plural, namespace or "", field_selector, label_selector)
         if key not in self._informers:
-            self._informers[key] = SharedInformer(self.client, res)
+            self._informers[key] = SharedInformer(self.client, res, namespace=namespace or None,
+                                                  field_selector=field_selector,
+                                                  label_selector=label_selector)
         return self._informers[key]
 
     def add_handlers(self, res: Resource, on_add: Handler | None = None, on_update: Handler | None = None,
-                     on_delete: Handler | None = None) -> SharedInformer:
-        """Register a handler set on the informer of `res` (one per resource, however many
-        callers) and return that informer."""
-        inf = self.informer(res)
+                     on_delete: Handler | None = None, *, namespace: str | None = None,
+                     field_selector: str = "", label_selector: str = "") -> SharedInformer:
+        """Register a handler set on the informer of `res` with these selectors (one per
+        resource and selectors, however many callers) and return that informer."""
+        inf = self.informer(res, namespace=namespace, field_selector=field_selector,
+                            label_selector=label_selector)
         inf.register(on_add, on_update, on_delete)
         return inf
 

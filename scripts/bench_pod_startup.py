@@ -5,7 +5,10 @@ same run on the same node: the same pod made by hand (pause container + CNI ADD
 
 The node is a test node (its own netns + dockerd + agent, see
 tests/e2e/agent/agent_nodes.py), so nothing touches the host's network.
-Final line: {"p50_ms", "p99_ms", "floor_p50_ms", "ratio_p50", "burst_50_pods_per_s"}."""
+With --runtime containerd the node runs a containerd of its own instead (the agent
+speaks CRI to it), and the floor is the same pod by hand with containerd's own
+client: a netns, CNI ADD into it, then `ctr run` of the pause and app containers.
+Final line: {"runtime", "p50_ms", "p99_ms", "floor_p50_ms", "ratio_p50", "burst_50_pods_per_s"}."""
 from __future__ import annotations
 
 import argparse
@@ -128,6 +131,73 @@ asyncio.run(main())
 '''
 
 
+CTR_FLOOR_CODE = r'''
+import asyncio, json, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from agent.cni import CniInvoker
+sock, conf_dir, cache, count, burst, cgroup, tag = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), \
+    int(sys.argv[6]), sys.argv[7], sys.argv[8]
+cni = CniInvoker(conf_dir, ["/opt/cni/bin", "/usr/lib/cni"], cache)
+PAUSE, APP = "docker.io/kubeling/pause:3.9", "docker.io/library/busybox:latest"
+
+async def run(*args):
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)}: {err.decode().strip()}")
+    return out
+
+def ctr(*args):
+    return run("ctr", "-a", sock, "-n", "k8s.io", *args)
+
+async def one(i):
+    # What CRI's RunPodSandbox + CreateContainer + StartContainer do, by hand.
+    name = f"{tag}-{i}"
+    netns = f"/run/netns/{name}"
+    t0 = time.perf_counter()
+    await run("ip", "netns", "add", name)
+    await cni.add(name, netns, "bench", f"floor-{i}")
+    ns = f"network:{netns}"
+    await ctr("run", "-d", "--cgroup", f"{cgroup}/{name}-pause", "--with-ns", ns, PAUSE, f"{name}-pause")
+    await ctr("run", "-d", "--cgroup", f"{cgroup}/{name}-app", "--with-ns", ns, APP, f"{name}-app",
+              "sleep", "3600")
+    await ctr("task", "ls")
+    return (time.perf_counter() - t0) * 1000, i
+
+async def clean(ids):
+    for i in ids:
+        name = f"{tag}-{i}"
+        for c in (f"{name}-app", f"{name}-pause"):
+            await ctr("task", "rm", "-f", c)  # SIGKILL, wait, delete
+            await ctr("container", "rm", c)
+        await cni.delete(name, f"/run/netns/{name}", "bench", f"floor-{i}")
+        await run("ip", "netns", "del", name)
+
+async def main():
+    out, made = [], []
+    for i in range(count):
+        ms, i = await one(i)
+        out.append(ms)
+        made.append(i)
+    await clean(made)
+    t0 = time.perf_counter()
+    done = await asyncio.gather(*(one(1000 + i) for i in range(burst)))
+    burst_s = time.perf_counter() - t0
+    await clean([d[1] for d in done])
+    print(json.dumps({"seq": out, "burst_pods_per_s": burst / burst_s}))
+asyncio.run(main())
+'''
+
+
+def ctr_floor(node: TestNode, count: int, burst: int) -> dict:
+    cache = node.base / "floor-cni"
+    cd = node.containerd
+    out = node.ns(sys.executable, "-c", CTR_FLOOR_CODE, str(REPO), cd.config.socket, str(node.cni_conf_dir),
+                  str(cache), str(count), str(burst), cd.cgroup_root, f"floor-{node.name}", timeout=900).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def floor(node: TestNode, count: int, burst: int) -> dict:
     cache = node.base / "floor-cni"
     out = node.ns(sys.executable, "-c", FLOOR_CODE, str(REPO), node.sock, str(node.cni_conf_dir), str(cache),
@@ -139,6 +209,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="scripts/bench pod-startup")
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--burst", type=int, default=50)
+    ap.add_argument("--runtime", choices=["docker", "containerd"], default="docker",
+                    help="the node's runtime: a dockerd, or a containerd the agent speaks CRI to")
     a = ap.parse_args()
     with private_etcd() as etcd:
         base = Path(tempfile.mkdtemp(prefix="kubeling-bench-pods-"))
@@ -149,15 +221,15 @@ def main() -> None:
                                 str(base / "tokens.csv")], cwd=REPO, stdout=open(base / "api.log", "wb"),
                                stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
-        node = TestNode(port, TOKEN, "10.244.7.0/24")
+        node = TestNode(port, TOKEN, "10.244.7.0/24", runtime=a.runtime)
         try:
             wait_for(lambda: urllib.request.urlopen(url + "/readyz", timeout=1).status == 200, 30, "apiserver")
-            progress(f"making test node {node.name}")
+            progress(f"making test node {node.name} ({a.runtime})")
             node.create()
             node.start_agent()
             wait_for(lambda: (node.cni_conf_dir / "10-kubeling.conflist").exists(), 30, "agent network config")
             progress(f"floor: {a.count} pods by hand")
-            fdoc = floor(node, a.count, a.burst)
+            fdoc = (ctr_floor if a.runtime == "containerd" else floor)(node, a.count, a.burst)
             fl = fdoc["seq"]
             progress(f"floor: {[round(x) for x in fl]}; burst of {a.burst} by hand: "
                      f"{fdoc['burst_pods_per_s']:.2f} pods/s")
@@ -170,7 +242,8 @@ def main() -> None:
             if problems:
                 progress(f"left behind: {problems}")
     p50, fl50 = percentile(lat, 50), percentile(fl, 50)
-    result({"p50_ms": p50, "p99_ms": percentile(lat, 99), "floor_p50_ms": fl50, "ratio_p50": p50 / fl50,
+    result({"runtime": a.runtime, "p50_ms": p50, "p99_ms": percentile(lat, 99), "floor_p50_ms": fl50,
+            "ratio_p50": p50 / fl50,
             "burst_50_pods_per_s": a.burst / burst_s, "floor_burst_pods_per_s": fdoc["burst_pods_per_s"]})
 
 

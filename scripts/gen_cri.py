@@ -74,7 +74,11 @@ def main() -> None:
 
 
 def _drop_options(m: descriptor_pb2.DescriptorProto) -> None:
+    # map_entry is no gogo option: without it a map<k, v> becomes a repeated message.
+    map_entry = m.options.map_entry
     m.options.Clear()
+    if map_entry:
+        m.options.map_entry = True
     for f in m.field:
         f.options.Clear()
     for n in m.nested_type:

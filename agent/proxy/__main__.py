@@ -9,10 +9,12 @@ import logging
 import signal
 import sys
 
-from agent.proxy import rules
+from agent.events import EventRecorder
+from agent.proxy import rules, trace_events
 from agent.proxy.iptables import Iptables, cleanup_all_backends
 from agent.proxy.model import USE_TERMINATING_DEFAULT
 from agent.proxy.proxier import Proxier
+from kubeling import metrics_server
 from kubeling.client import Client
 from kubeling.tasks import guarded
 
@@ -39,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # connections before it gets SIGTERM; with it, serving terminating endpoints are used while none is ready.
     p.add_argument("--terminating-fallback", action=argparse.BooleanOptionalAction, default=USE_TERMINATING_DEFAULT,
                    help="send traffic to serving terminating endpoints when no endpoint is ready")
+    p.add_argument("--metrics-port", type=int, default=10249,
+                   help="port of /metrics on 127.0.0.1 (kube-proxy's metricsBindAddress); -1: none")
     p.add_argument("--cleanup", action="store_true", help="remove all our chains and jump rules, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -52,22 +56,31 @@ async def _serve(args: argparse.Namespace) -> None:
     logging.getLogger("kubeling.proxy").info(
         "node %s: %s backend, cluster CIDR %s, service CIDR %s", args.node_name or "-", ipt.backend,
         cfg.cluster_cidr, cfg.service_cidr)
-    proxier = Proxier(client, cfg, ipt, sync_period=args.sync_period, min_sync_interval=args.min_sync_interval)
+    programmed = (trace_events.programmed_events(EventRecorder(client, args.node_name, "kube-proxy"), args.node_name)
+                  if args.node_name else None)
+    proxier = Proxier(client, cfg, ipt, sync_period=args.sync_period, min_sync_interval=args.min_sync_interval,
+                      on_programmed=programmed)
+    metrics = await metrics_server.start("127.0.0.1", args.metrics_port) if args.metrics_port >= 0 else None
     # Guarded: the proxier ending on its own fails the process (systemd restarts it).
     task = guarded(proxier.run(), "proxier")
+    # A signal sets `stop` and the proxier is cancelled from here, so no cancellation is ever
+    # caught and swallowed. The rules stay on exit, as kube-proxy's do: traffic keeps flowing
+    # across a restart.
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        # The rules stay on exit, as kube-proxy's do: traffic keeps flowing across a restart.
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.create_task(stop.wait(), name="stop signal")
     try:
-        await task
-    except asyncio.CancelledError:
-        # The signal handler cancelled the proxier: a clean stop. A cancellation of this
-        # coroutine itself is not ours to swallow.
-        current = asyncio.current_task()
-        if not task.cancelled() or (current is not None and current.cancelling()):
-            raise
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # it only ends by failing: exit non-zero with why
     finally:
+        for t in (task, stopped):
+            t.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+        if metrics is not None:
+            await metrics.cleanup()
         await client.close()
 
 

@@ -44,6 +44,9 @@ class ContainerdConfig:
             cri,
             f"  sandbox_image = {q(cri_image_name(self.pause_image))}",
             "  disable_apparmor = true",
+            # Without CAP_SYS_RESOURCE (nested or unprivileged hosts) runc may not lower
+            # oom_score_adj below its own: every RunPodSandbox would fail.
+            "  restrict_oom_score_adj = true",
             f'{cri[:-1]}.containerd]',
             '  snapshotter = "overlayfs"',
             '  default_runtime_name = "runc"',
@@ -52,6 +55,8 @@ class ContainerdConfig:
             f'{cri[:-1]}.containerd.runtimes.runc.options]',
             "  SystemdCgroup = false",
             f"  BinaryName = {q(self.runc)}",
+            # runc's state beside ours, not shared with another containerd's under /run/containerd.
+            f"  Root = {q(self.state + '/runc')}",
             f'{cri[:-1]}.cni]',
             f"  bin_dir = {q(self.cni_bin_dir)}",
             f"  conf_dir = {q(self.cni_conf_dir)}",

@@ -17,6 +17,7 @@ import docker.errors
 from agent.runtime import types as t
 from agent.runtime.sandbox_network import SandboxNetwork
 from agent.runtime.types import ContainerConfig, ContainerEvent, ContainerRecord, SandboxConfig
+from agent.streaming.docker_io import DockerStreamError, DockerStreams
 from kubeling.timefmt import parse_time
 
 API_VERSION = "1.41"
@@ -94,6 +95,8 @@ def record_from_inspect(info: dict[str, Any]) -> ContainerRecord | None:
 
 
 class DockerRuntime(t.Runtime):
+    runtime_name = "docker"
+
     def __init__(self, host: str = "unix:///var/run/docker.sock", *, pull_timeout: float = 60,
                  workers: int = 32, exec_workers: int = 8, network: SandboxNetwork | None = None) -> None:
         """network: CNI and checkpoints of sandboxes (as dockershim's); None runs
@@ -111,6 +114,7 @@ class DockerRuntime(t.Runtime):
         # id -> (docker's list State, record): inspect again only when the state moved.
         self._inspected: dict[str, tuple[str, ContainerRecord]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._streams: DockerStreams | None = None
 
     async def _call(self, fn, *args: Any, **kw: Any) -> Any:
         return await self._call_in(self._pool, fn, *args, **kw)
@@ -319,6 +323,10 @@ class DockerRuntime(t.Runtime):
             return None
         return info.get("Id")
 
+    async def list_images(self) -> list[t.ImageRecord]:
+        return [t.ImageRecord(i.get("Id", ""), tuple(tag for tag in i.get("RepoTags") or [] if tag != "<none>:<none>"),
+                              int(i.get("Size") or 0)) for i in await self._call(self._api.images)]
+
     async def image_config(self, image: str) -> dict[str, Any]:
         info = await self._call(self._api.inspect_image, image)
         return info.get("Config") or {}
@@ -398,9 +406,40 @@ class DockerRuntime(t.Runtime):
         # Past the timeout a queued exec is cancelled before it takes a thread.
         return await asyncio.wait_for(self._call_in(self._exec_pool, run), timeout)
 
+    # Interactive sessions hijack the engine's connection (agent/streaming/docker_io.py).
+
+    def _stream_client(self) -> DockerStreams:
+        if self._streams is None:
+            self._streams = DockerStreams(self.host)
+        return self._streams
+
+    async def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool, stdout: bool, stderr: bool,
+                          tty: bool, size: tuple[int, int] | None = None) -> t.Process:
+        try:
+            return await self._stream_client().exec(container_id, cmd, stdin=stdin, stdout=stdout,
+                                                    stderr=stderr, tty=tty, size=size)
+        except DockerStreamError as exc:
+            raise t.RuntimeError_(str(exc)) from None
+
+    async def attach_stream(self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool,
+                            size: tuple[int, int] | None = None) -> t.Process:
+        try:
+            return await self._stream_client().attach(container_id, stdin=stdin, stdout=stdout,
+                                                      stderr=stderr, size=size)
+        except DockerStreamError as exc:
+            raise t.RuntimeError_(str(exc)) from None
+
+    async def sandbox_netns(self, sandbox_id: str) -> str | None:
+        rec = await self.inspect(sandbox_id)
+        if rec is None or not rec.running or not rec.pid:
+            return None
+        return f"/proc/{rec.pid}/ns/net"
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._streams is not None:
+            self._streams.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._exec_pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()

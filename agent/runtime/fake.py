@@ -2,7 +2,12 @@
 cri-api's fake runtime service), for unit tests of the pod workers, the syncer, the
 status manager and the PLEG. Every call is recorded in `calls`; tests hold an
 operation open with the gates (an asyncio.Event that must be set before the
-operation proceeds) to order things against it."""
+operation proceeds) to order things against it.
+
+Stopping follows Docker's semantics: SIGTERM, then SIGKILL when the timeout is up. A
+container stops at SIGTERM unless its name is in `ignore_sigterm`; then stop_container
+returns once the container is gone, which a second stop with a shorter timeout (or the
+first one's timeout) brings about."""
 from __future__ import annotations
 
 import asyncio
@@ -28,11 +33,14 @@ class FakeRuntime(t.Runtime):
         # Gates: when set to an Event, the operation waits for it.
         self.pull_gate: asyncio.Event | None = None
         self.stop_gate: asyncio.Event | None = None
+        self.sandbox_gate: asyncio.Event | None = None
+        self.ignore_sigterm: set[str] = set()      # container names that trap SIGTERM
         self.pull_error: str | None = None
         self.exec_handler: Callable[[str, list[str]], Awaitable[tuple[int, bytes]]] | None = None
         self._ids = itertools.count(1)
         self._ips = itertools.count(2)
         self._events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
+        self._gone: dict[str, asyncio.Event] = {}   # container id -> set when it exited
 
     # ---- helpers for tests -----------------------------------------------------
 
@@ -44,9 +52,18 @@ class FakeRuntime(t.Runtime):
 
     def exit(self, container_id: str, code: int = 0) -> None:
         """The container's process ends on its own."""
-        rec = self.records[container_id]
+        self._exited(container_id, code)
+
+    def _exited(self, container_id: str, code: int) -> None:
+        rec = self.records.get(container_id)
+        if rec is None or not rec.running:
+            return
         self.records[container_id] = replace(rec, state="exited", exit_code=code, finished_at=time.time())
+        self._gone_event(container_id).set()
         self._emit(rec, t.STOPPED)
+
+    def _gone_event(self, container_id: str) -> asyncio.Event:
+        return self._gone.setdefault(container_id, asyncio.Event())
 
     def calls_of(self, name: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == name]
@@ -77,9 +94,19 @@ class FakeRuntime(t.Runtime):
 
     # ---- sandboxes ------------------------------------------------------------------
 
+    async def _engine(self, op: Awaitable[Any]) -> Any:
+        """Run an operation as an engine does: a caller that gives up (is cancelled) does
+        not stop it, as Docker goes on with a create whose client went away."""
+        return await asyncio.shield(asyncio.ensure_future(op))
+
     async def run_sandbox(self, cfg: SandboxConfig) -> ContainerRecord:
         self._check()
+        return await self._engine(self._run_sandbox(cfg))
+
+    async def _run_sandbox(self, cfg: SandboxConfig) -> ContainerRecord:
         self.calls.append(("run_sandbox", cfg.pod_uid, cfg.attempt))
+        if self.sandbox_gate is not None:
+            await self.sandbox_gate.wait()
         sid = self._id("sb")
         now = time.time()
         rec = ContainerRecord(id=sid, name=t.SANDBOX_NAME, pod_name=cfg.pod_name,
@@ -94,13 +121,11 @@ class FakeRuntime(t.Runtime):
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
         self.calls.append(("stop_sandbox", sandbox_id))
-        rec = self.records.get(sandbox_id)
-        if rec is not None and rec.running:
-            self.records[sandbox_id] = replace(rec, state="exited", exit_code=0, finished_at=time.time())
-            self._emit(rec, t.STOPPED)
+        self._exited(sandbox_id, 0)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         self.calls.append(("remove_sandbox", sandbox_id))
+        self._gone.pop(sandbox_id, None)
         rec = self.records.pop(sandbox_id, None)
         self.sandbox_ips.pop(sandbox_id, None)
         if rec is not None:
@@ -144,12 +169,19 @@ class FakeRuntime(t.Runtime):
         if self.stop_gate is not None:
             await self.stop_gate.wait()
         rec = self.records.get(container_id)
-        if rec is not None and rec.running:
-            self.records[container_id] = replace(rec, state="exited", exit_code=137, finished_at=time.time())
-            self._emit(rec, t.STOPPED)
+        if rec is None or not rec.running:
+            return
+        if rec.name not in self.ignore_sigterm:
+            self._exited(container_id, 143)
+            return
+        try:   # SIGTERM is ignored: SIGKILL when the timeout is up, unless it is gone before
+            await asyncio.wait_for(self._gone_event(container_id).wait(), max(0, timeout))
+        except asyncio.TimeoutError:
+            self._exited(container_id, 137)
 
     async def remove_container(self, container_id: str) -> None:
         self.calls.append(("remove_container", container_id))
+        self._gone.pop(container_id, None)
         rec = self.records.pop(container_id, None)
         if rec is not None:
             self._emit(rec, t.DELETED)
@@ -174,6 +206,9 @@ class FakeRuntime(t.Runtime):
             raise t.PullError(self.pull_error)
         self.images[image] = f"sha256:{abs(hash(image)):x}"
         return self.images[image]
+
+    async def list_images(self) -> list[t.ImageRecord]:
+        return [t.ImageRecord(i, (name,), 0) for name, i in self.images.items()]
 
     async def image_config(self, image: str) -> dict[str, Any]:
         return {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # Labels as Kubernetes' dockershim / cri-dockerd put them on containers.
 POD_NAME = "io.kubernetes.pod.name"
@@ -86,10 +86,24 @@ class ContainerRecord:
     finished_at: float = 0.0
     pid: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    runtime: str = "docker"   # the runtime's name, the scheme of containerID
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def container_uri(self) -> str:
+        """containerStatuses[].containerID: `<runtime>://<id>`."""
+        return f"{self.runtime}://{self.id}"
+
+    @property
+    def image_ref(self) -> str:
+        """containerStatuses[].imageID as kubelet reports it: dockershim prefixed the
+        image id with docker://, a CRI runtime's image reference is used as it is."""
+        if not self.image_id:
+            return ""
+        return f"docker://{self.image_id}" if self.runtime == "docker" else self.image_id
 
     @property
     def container_hash(self) -> str:
@@ -98,6 +112,15 @@ class ContainerRecord:
     @property
     def init(self) -> bool:
         return self.labels.get(INIT_CONTAINER) == "true"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image the runtime holds (CRI's Image): `kubeling node images` lists them."""
+
+    id: str
+    repo_tags: tuple[str, ...]
+    size: int
 
 
 @dataclass
@@ -154,8 +177,31 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+class Process(Protocol):
+    """One interactive exec or attach session, whatever the engine: output as
+    (1 stdout | 2 stderr, bytes) until None, stdin, terminal resizes, the exit code."""
+
+    async def read(self) -> tuple[int, bytes] | None: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, width: int, height: int) -> None: ...
+
+    async def exit_code(self, timeout: float = 5) -> int | None:
+        """An exec's exit code once its output ended (None for attach)."""
+
+    def close(self) -> None:
+        """End the session (idempotent): reads return None."""
+
+
 class Runtime(abc.ABC):
     """Blocking engines hide behind async methods; all calls may raise RuntimeError_."""
+
+    # nodeInfo.containerRuntimeVersion is "<runtime_name>://<version()>"; pod statuses'
+    # containerID is "<runtime_name>://<id>".
+    runtime_name: str = "unknown"
 
     @abc.abstractmethod
     async def version(self) -> str: ...
@@ -222,6 +268,9 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def image_config(self, image: str) -> dict[str, Any]: ...
 
+    @abc.abstractmethod
+    async def list_images(self) -> list[ImageRecord]: ...
+
     # streams
     @abc.abstractmethod
     def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
@@ -233,6 +282,21 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def exec(self, container_id: str, cmd: list[str], timeout: float = 10) -> tuple[int, bytes]:
         """Raises NotFound when the container is gone."""
+
+    async def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool, stdout: bool, stderr: bool,
+                          tty: bool, size: tuple[int, int] | None = None) -> Process:
+        """An interactive exec (kubectl exec); size: the terminal's first (width, height)."""
+        raise RuntimeError_("exec streams are not supported by this runtime")
+
+    async def attach_stream(self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool,
+                            size: tuple[int, int] | None = None) -> Process:
+        """A session on the container's main process (kubectl attach)."""
+        raise RuntimeError_("attach is not supported by this runtime")
+
+    async def sandbox_netns(self, sandbox_id: str) -> str | None:
+        """The path of a running sandbox's network namespace (port-forward connects
+        from inside it); None when it does not run."""
+        return None
 
     async def close(self) -> None:
         return None

@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from agent.runtime.types import Process
 from kubeling.wire.hijack import Hijacked
 
 from . import channels as ch
-from .docker_io import DockerProcess
 from .spdy import SpdyConnection, Stream
 
 log = logging.getLogger("agent.streaming")
@@ -26,7 +26,7 @@ STREAM_CREATION_TIMEOUT = 30.0
 FIRST_SIZE_WAIT = 1.0
 
 # Starts the process, with the terminal's first (width, height) when known.
-Start = Callable[[tuple[int, int] | None], Awaitable[DockerProcess]]
+Start = Callable[[tuple[int, int] | None], Awaitable[Process]]
 
 
 def flag(q: Any, name: str) -> bool:
@@ -44,7 +44,7 @@ class Options:
         self.command = query.getall("command", [])
 
 
-async def _pump(proc: DockerProcess, out: Callable[[int, bytes], Awaitable[None]],
+async def _pump(proc: Process, out: Callable[[int, bytes], Awaitable[None]],
                 cmd: list[str] | None) -> dict[str, Any]:
     """Copy the output until it ends, then the Status for the error channel."""
     while (item := await proc.read()) is not None:

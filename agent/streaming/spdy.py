@@ -1,5 +1,7 @@
 """SPDY/3.1 as Kubernetes uses it (moby/spdystream under client-go's httpstream):
-a server end of one upgraded connection on which the client opens streams.
+one upgraded connection on which the client opens streams. The agent is the server
+end for kubectl, and the client end towards a CRI runtime's streaming server
+(`open_stream`).
 
 Framing (pure, unit-tested): control frames (SYN_STREAM, SYN_REPLY, RST_STREAM,
 SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE) and data frames; header blocks are
@@ -171,8 +173,9 @@ Receive = Callable[[], Awaitable[bytes]]  # b"" at the end of the connection
 
 
 class SpdyConnection:
-    """The server end. `run()` reads frames until the peer goes; new streams land in
-    `streams` (an asyncio.Queue of Stream, None when the connection ended)."""
+    """Either end. `run()` reads frames until the peer goes; streams the peer opens
+    land in `streams` (an asyncio.Queue of Stream, None when the connection ended);
+    `open_stream` opens one of ours (client ids are odd)."""
 
     def __init__(self, send: Send, receive: Receive) -> None:
         self._send, self._receive = send, receive
@@ -181,6 +184,16 @@ class SpdyConnection:
         self.open: dict[int, Stream] = {}
         self.streams: asyncio.Queue[Stream | None] = asyncio.Queue()
         self.closed = False
+        self._next_id = 1
+
+    async def open_stream(self, headers: dict[str, str]) -> Stream:
+        """SYN_STREAM with these headers (e.g. streamType); the peer's SYN_REPLY is read by run()."""
+        sid, self._next_id = self._next_id, self._next_id + 2
+        s = Stream(self, sid, {k.lower(): [v] for k, v in headers.items()})
+        self.open[sid] = s
+        block = self._compress.compress({k: [v] for k, v in headers.items()})
+        await self.send(encode_control(SYN_STREAM, 0, struct.pack(">IIH", sid, 0, 0) + block))
+        return s
 
     async def send(self, raw: bytes) -> None:
         if self.closed:
@@ -227,7 +240,7 @@ class SpdyConnection:
             if f.flags & FLAG_FIN:
                 s.data.put_nowait(b"")
             self.streams.put_nowait(s)
-        elif f.type == HEADERS and len(f.payload) > 4:
+        elif f.type in (HEADERS, SYN_REPLY) and len(f.payload) > 4:
             self._decompress.decompress(f.payload[4:])  # keeps the zlib context in step
         elif f.type == RST_STREAM:
             s = self.open.pop(f.stream_id, None)

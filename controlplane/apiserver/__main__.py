@@ -30,6 +30,19 @@ parser.add_argument("--api-audiences", default=None,
 parser.add_argument("--kubelet-client-certificate", default=None,
                     help="client certificate for the node agents (logs, exec, attach, port-forward)")
 parser.add_argument("--kubelet-client-key", default=None, help="PEM private key of --kubelet-client-certificate")
+
+
+def _seconds(text: str) -> float:
+    """A duration as kube-apiserver takes it (`1m`, `30s`, `500ms`) or plain seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):  # "ms" is tried before "s"
+            return float(text[:-len(suffix)]) * scale
+    return float(text)
+
+
+parser.add_argument("--etcd-count-metric-poll-period", type=_seconds, default=60.0,
+                    help="how often each resource's objects in etcd are counted (apiserver_storage_objects), "
+                         "e.g. 1m or 5s; 0: never")
 args = parser.parse_args()
 if args.client_ca_file and not args.tls_cert_file:
     parser.error("--client-ca-file needs --tls-cert-file (client certificates come with TLS)")
@@ -45,6 +58,7 @@ try:
     if args.encryption_provider_config:
         encryption.load(args.encryption_provider_config)  # a bad file stops the start, as kube-apiserver
     run(args.etcd, args.bind, args.port, args.token_file, args.tls_cert_file, args.tls_private_key_file,
-        args.client_ca_file, args.encryption_provider_config, service_accounts)
+        args.client_ca_file, args.encryption_provider_config, service_accounts,
+        count_poll_period=args.etcd_count_metric_poll_period)
 except (ValueError, OSError) as exc:  # a bad token, key or encryption file: one line, not a traceback
     sys.exit(f"kubeling apiserver: {exc}")

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from kubeling import errors, protobuf
+from kubeling import errors, metrics_server, protobuf
 from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
 from . import authn, authz, discovery, node_restriction, openapi, podlogs, scale, streaming, watch
-from . import serviceaccount_admission, tokens
+from . import metrics, serviceaccount_admission, tokens
 from . import access_review, bootstrap_policy, rbac, rbac_escalation
 from .fieldvalidation import FieldValidator
+from .pod_events import PodEvents
 from .registry import Registry
 from .store import Store
 
@@ -130,6 +132,7 @@ def _dry_run(request: web.Request) -> bool:
 class ApiHandlers:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.pod_events = PodEvents(registry)
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
         target = parse_path(request.path)
@@ -138,6 +141,7 @@ class ApiHandlers:
                                   {"causes": [{"reason": "UnexpectedServerResponse",
                                                "message": f"404 page not found: {request.path}"}]})
         method = request.method
+        received = time.time()  # a pod's trace starts here (pod_events)
         res, ns, name, sub = target.resource, target.namespace, target.name, target.subresource
         if name is None:
             if method == "GET":
@@ -153,6 +157,8 @@ class ApiHandlers:
                 body = await _read_body(request)
                 fields.check(body)
                 obj = await self.registry.create(res, ns, body, dry_run=_dry_run(request))
+                if res.plural == "pods" and not res.group and not _dry_run(request):
+                    self.pod_events.stored(obj, received)
                 return _json(obj, 201, fields.headers())
             if method == "DELETE":
                 opts = await self._delete_options(request)
@@ -206,6 +212,8 @@ class ApiHandlers:
                 raise errors.method_not_allowed(f"DELETE is not supported on {sub}")
             obj, removed = await self.registry.delete(res, ns, name, await self._delete_options(request),
                                                      dry_run=_dry_run(request))
+            if res.plural == "pods" and not res.group and not _dry_run(request):
+                self.pod_events.deleted(obj, removed, received)
             # Like kube-apiserver: pods and services answer with the deleted object
             # (client libraries decode it as such), others with a Success Status.
             if res.plural in ("pods", "services") or not removed:
@@ -316,9 +324,20 @@ async def _errors_middleware(request: web.Request, handler):  # type: ignore[no-
         return _error(errors.internal(f"{type(exc).__name__}: {exc}"))
 
 
-def build_app(store: Store, authenticator: authn.Authenticator | None = None) -> web.Application:
+def _counted_path(path: str) -> bool:
+    """A non-resource path whose requests the metrics count (a bounded set)."""
+    if path in PUBLIC_PATHS or path in ("/version/", "/api", "/apis", "/api/v1", metrics_server.PATH):
+        return True
+    parts = path.split("/")
+    return len(parts) in (3, 4) and parts[1] == "apis" and parts[2] in GROUPS \
+        and (len(parts) == 3 or GROUPS[parts[2]] == parts[3])
+
+
+def build_app(store: Store, authenticator: authn.Authenticator | None = None,
+              count_poll_period: float = 60.0) -> web.Application:
     """`authenticator` None (or one with neither tokens nor a client CA): no
-    authentication, every request is the admin."""
+    authentication, every request is the admin. `count_poll_period`: seconds between
+    counts of the stored objects (apiserver_storage_objects); 0 never counts."""
     authenticator = authenticator or authn.Authenticator()
     registry = Registry(store)
     # ServiceAccount tokens: issued by serviceaccounts/<name>/token, authenticated, and the
@@ -327,7 +346,8 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     registry.service_accounts = authenticator.service_accounts
     if authenticator.service_accounts is not None:
         registry.create_admission.append(serviceaccount_admission.admit)
-    app = web.Application(middlewares=[_errors_middleware, _auth_middleware(authenticator, registry)],
+    app = web.Application(middlewares=[metrics.middleware(parse_path, _counted_path), _errors_middleware,
+                                       _auth_middleware(authenticator, registry)],
                           client_max_size=MAX_BODY)
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
@@ -339,6 +359,7 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     app[AUTHZ_KEY] = authz.Authorizer(rbac_authorizer)
     registry.validate_admission.append(rbac_escalation.EscalationCheck(app[AUTHZ_KEY], rbac_authorizer))
     handlers = ApiHandlers(registry)
+    object_counter = metrics.StorageObjectCounter(store, count_poll_period)
 
     async def ok(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -387,6 +408,7 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
     app.router.add_get("/apis", apis)
     app.router.add_get("/openapi/v3", openapi_index)
     app.router.add_get("/openapi/v3/{tail:.+}", openapi_document)
+    metrics_server.add_route(app)  # behind the auth middleware: RBAC's system:monitoring may read it
     app.router.add_route("*", "/{tail:.*}", group_or_version)
 
     async def on_startup(_: web.Application) -> None:
@@ -401,8 +423,10 @@ def build_app(store: Store, authenticator: authn.Authenticator | None = None) ->
                 if exc.reason != "AlreadyExists":
                     raise
         await bootstrap_policy.ensure(registry)  # kube-apiserver's rbac/bootstrap-roles hook
+        object_counter.start()
 
     async def on_cleanup(_: web.Application) -> None:
+        await object_counter.stop()
         await policy.stop()
         await registry.namespaces.stop()
         await store.close()

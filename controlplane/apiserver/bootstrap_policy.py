@@ -148,6 +148,9 @@ KUBE_DNS_RULES = [
 DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
                   "/readyz", "/version", "/version/"]
 PUBLIC_INFO_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
+# What Kubernetes gives the system:monitoring group: health checks and metrics.
+MONITORING_URLS = ["/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*", "/metrics",
+                   "/metrics/slis"]
 
 
 def _cluster_role(name: str, rules: list[Rule], labels: dict[str, str] | None = None,
@@ -176,6 +179,7 @@ CLUSTER_ROLES: list[dict[str, Any]] = [
     _cluster_role("cluster-admin", [rule(["*"], ["*"], ["*"]), url_rule(["*"], ["*"])]),
     _cluster_role("system:discovery", [url_rule(["get"], DISCOVERY_URLS)]),
     _cluster_role("system:public-info-viewer", [url_rule(["get"], PUBLIC_INFO_URLS)]),
+    _cluster_role("system:monitoring", [url_rule(["get"], MONITORING_URLS)]),
     _cluster_role("system:basic-user", [
         rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
         rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]),
@@ -203,6 +207,7 @@ CLUSTER_ROLE_BINDINGS: list[dict[str, Any]] = [
     _binding("system:basic-user", "system:basic-user", [("Group", "system:authenticated")]),
     _binding("system:public-info-viewer", "system:public-info-viewer",
              [("Group", "system:authenticated"), ("Group", "system:unauthenticated")]),
+    _binding("system:monitoring", "system:monitoring", [("Group", "system:monitoring")]),
     _binding("system:kube-scheduler", "system:kube-scheduler", [("User", "system:kube-scheduler")]),
     _binding("system:kube-controller-manager", "system:kube-controller-manager",
              [("User", "system:kube-controller-manager")]),

@@ -103,6 +103,9 @@ class MutationDetectingStore:
     async def claimed(self, prefix: str) -> set[str]:
         return await self.inner.claimed(prefix)
 
+    async def count(self, prefix: str) -> int:
+        return await self.inner.count(prefix)
+
     async def watch(self, prefix: str, start_revision: int,
                     stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
         events = self.inner.watch(prefix, start_revision, stop)

@@ -21,14 +21,14 @@ async def serve(etcd_host: str, etcd_port: int, bind: str, port: int,
                 token_file: str | None = None, ready: asyncio.Event | None = None,
                 tls_cert: str | None = None, tls_key: str | None = None,
                 client_ca: str | None = None, encryption_config: str | None = None,
-                service_accounts: ServiceAccountTokens | None = None) -> None:
+                service_accounts: ServiceAccountTokens | None = None, count_poll_period: float = 60.0) -> None:
     authenticator = Authenticator(token_file, client_ca=bool(client_ca and tls_cert))
     authenticator.service_accounts = service_accounts
     encryption.configure(encryption_config)
     store: Store = EtcdStore(etcd_host, etcd_port)
     if mutation_detector.enabled():
         store = mutation_detector.MutationDetectingStore(store)
-    app = build_app(store, authenticator)
+    app = build_app(store, authenticator, count_poll_period)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, bind, port, reuse_address=True,
@@ -55,9 +55,11 @@ def tls_context(cert: str | None, key: str | None, client_ca: str | None = None)
 
 def run(etcd: str, bind: str, port: int, token_file: str | None,
         tls_cert: str | None = None, tls_key: str | None = None, client_ca: str | None = None,
-        encryption_config: str | None = None, service_accounts: ServiceAccountTokens | None = None) -> None:
+        encryption_config: str | None = None, service_accounts: ServiceAccountTokens | None = None,
+        count_poll_period: float = 60.0) -> None:
     host, _, eport = etcd.replace("http://", "").partition(":")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(host or "127.0.0.1", int(eport or 2379), bind, port, token_file,
                       tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,
-                      encryption_config=encryption_config, service_accounts=service_accounts))
+                      encryption_config=encryption_config, service_accounts=service_accounts,
+                      count_poll_period=count_poll_period))

@@ -171,6 +171,19 @@ class EtcdStore:
         rng = await self._client.get_prefix(prefix.encode(), keys_only=True)
         return {kv.key.decode()[len(prefix):] for kv in rng.kvs}
 
+    async def count(self, prefix: str) -> int:
+        """The keys under a prefix, counted by etcd (a count-only range: no key or value
+        crosses the wire). aetcd has no call for it, so the request is built here."""
+        p = prefix.encode()
+        request = self._client._build_get_range_request(p, range_end=_prefix_end(p))
+        request.count_only = True
+        try:
+            response = await self._client.kvstub.Range(request, timeout=self._client._timeout,
+                                                       metadata=self._client.metadata)
+        except Exception as exc:  # grpc's errors, which aetcd would translate, are not worth telling apart
+            raise _unavailable(exc) from exc
+        return int(response.count)
+
     async def watch(self, prefix: str, start_revision: int,
                     stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
         """Events under prefix from start_revision (inclusive), in revision order.

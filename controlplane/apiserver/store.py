@@ -93,6 +93,10 @@ class Store(Protocol):
         """The names of the allocation keys held under a prefix."""
         ...
 
+    async def count(self, prefix: str) -> int:
+        """How many keys are under a prefix, without reading them (apiserver_storage_objects)."""
+        ...
+
     def watch(self, prefix: str, start_revision: int,
               stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
         """Events under prefix from start_revision on, in order; raises Compacted when

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import logging
 
+from kubeling import metrics_server
 from kubeling.client import Client
 from kubeling.resources import lookup
 
@@ -16,8 +17,35 @@ from .namespace import NamespaceController
 from .deployment import DeploymentController
 from .garbage_collector import GarbageCollector
 from .replicaset import ReplicaSetController
+from .workqueue import WorkQueue
 from kubeling.shared_informers import SharedInformers
 from kubeling.tasks import guarded
+
+
+# The names kube-controller-manager gives its controllers' work queues (the `name` label
+# of the workqueue_* metrics).
+QUEUE_NAMES = {
+    "ReplicaSetController": "replicaset", "DeploymentController": "deployment",
+    "GarbageCollector": "garbage_collector_attempt_to_delete",
+    "ClusterRoleAggregationController": "ClusterRoleAggregator", "EndpointsController": "endpoint",
+    "EndpointSliceController": "endpoint_slice", "ServiceAccountsController": "serviceaccount",
+    "RootCACertPublisher": "root_ca_cert_publisher", "DaemonSetController": "daemonset",
+    "StatefulSetController": "statefulset", "JobController": "job", "CronJobController": "cronjob",
+    "TTLAfterFinishedController": "ttl_jobs_to_delete",
+}
+
+
+def name_queues(controllers: list[object]) -> None:
+    """Give each controller's work queue its Kubernetes name, so it reports metrics."""
+    for c in controllers:
+        queue = getattr(c, "queue", None)
+        if not isinstance(queue, WorkQueue) or queue.name:  # the CSR signer's is a plain asyncio.Queue
+            continue
+        cls = type(c).__name__
+        name = QUEUE_NAMES.get(cls, cls)
+        if getattr(getattr(c, "res", None), "plural", "") == "replicationcontrollers":
+            name = "replicationmanager"
+        queue.name = name
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -55,11 +83,17 @@ async def main(args: argparse.Namespace) -> None:
     controllers += [DaemonSetController(client, shared), StatefulSetController(client, shared),
                     JobController(client, shared), CronJobController(client, shared),
                     TTLAfterFinishedController(client, shared)]
+    name_queues(controllers)
+    metrics = None
+    if args.metrics_port >= 0:
+        metrics = await metrics_server.start(args.bind_address, args.metrics_port)
     try:
         # Guarded: a controller or informer loop that ends fails the process (systemd restarts it).
         await asyncio.gather(guarded(shared.run(), "shared informers"),
                              *(guarded(c.run(), type(c).__name__) for c in controllers))
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         await client.close()
 
 
@@ -72,7 +106,14 @@ parser.add_argument("--cluster-signing-cert-file", default=None,
 parser.add_argument("--cluster-signing-key-file", default=None, help="private key of --cluster-signing-cert-file")
 parser.add_argument("--root-ca-file", default=None,
                     help="the CA that verifies the apiserver, published as ConfigMap kube-root-ca.crt in every namespace")
+parser.add_argument("--bind-address", default="127.0.0.1",
+                    help="address of the /metrics server (plain HTTP without authentication: loopback only)")
+parser.add_argument("--metrics-port", type=int, default=10257,
+                    help="port of the /metrics server (kube-controller-manager's 10257); 0: a free one, "
+                         "-1: none")
 args = parser.parse_args()
+if not metrics_server.is_loopback(args.bind_address):
+    parser.error("--bind-address must be a loopback address: /metrics is served without authentication")
 if bool(args.cluster_signing_cert_file) != bool(args.cluster_signing_key_file):
     parser.error("--cluster-signing-cert-file and --cluster-signing-key-file go together")
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

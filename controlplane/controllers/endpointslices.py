@@ -24,6 +24,7 @@ from kubeling.resources import lookup
 from kubeling.shared_informers import SharedInformers
 
 from . import service_pods
+from .event_recorder import EventRecorder
 from .own_writes import OwnWrites
 from .service_sync import Key, ServiceSyncController
 from .triggertime import ANNOTATION as TRIGGER_TIME, TriggerTimeTracker
@@ -33,6 +34,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MAX_ENDPOINTS_PER_SLICE = 100
+# kubeling's events on a pod joining or leaving a Service's ready endpoints (`kubeling trace`).
+ADDED_REASON, REMOVED_REASON = "AddedToEndpoints", "RemovedFromEndpoints"
+SERVICE_ANNOTATION = "trace.kubeling.io/service"
 
 PortsKey = tuple[tuple[str, int, str, str], ...]
 
@@ -218,6 +222,25 @@ def plan_group(svc: dict[str, Any], family: str, ports: list[dict[str, Any]], ep
     plan.update.extend(changed.values())
 
 
+def _ready_pods(slices: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    out = {}
+    for s in slices:
+        for ep in s.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            if ref.get("kind") == "Pod" and ref.get("uid") and (ep.get("conditions") or {}).get("ready"):
+                out[ref["uid"]] = {"name": ref.get("name", ""), "namespace": ref.get("namespace", ""),
+                                   "uid": ref["uid"]}
+    return out
+
+
+def pod_membership_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]
+                           ) -> list[tuple[dict[str, str], str, str]]:
+    """(pod ref, event reason, verb) for each pod whose ready endpoint came or went."""
+    old, new = _ready_pods(before), _ready_pods(after)
+    return ([(new[u], ADDED_REASON, "Added to") for u in new if u not in old]
+            + [(old[u], REMOVED_REASON, "Removed from") for u in old if u not in new])
+
+
 def _meta_differs(s: dict[str, Any], labels: dict[str, str], owners: list[dict[str, Any]]) -> bool:
     meta = s.get("metadata") or {}
     return (meta.get("labels") or {}) != labels or (meta.get("ownerReferences") or []) != owners
@@ -256,6 +279,7 @@ class EndpointSliceController(ServiceSyncController):
         self.by_service: dict[Key, set[str]] = {}
         self.my_versions: dict[tuple[str, str], str] = {}  # slice -> resourceVersion we wrote
         self.trigger_times = TriggerTimeTracker()
+        self.events = EventRecorder(client, "endpointslice-controller")
 
     def _slice_seen(self, s: dict[str, Any]) -> None:
         key = _service_key(s)
@@ -324,8 +348,21 @@ class EndpointSliceController(ServiceSyncController):
             self._wrote(key, await self.client.update(ENDPOINTSLICES, body))
         for s in plan.delete:
             await self._delete(s)
+        self._membership_events(svc, existing, plan, trigger)
         self.log.debug("slices of %s/%s: %d created, %d updated, %d deleted", ns, name,
                        len(plan.create), len(plan.update), len(plan.delete))
+
+    def _membership_events(self, svc: dict[str, Any], existing: list[dict[str, Any]], plan: Any,
+                           trigger: str | None) -> None:
+        """An event on each pod that joined or left the Service's ready endpoints (for
+        `kubeling trace`), with the change's trigger time the proxies measure from."""
+        gone = {s["metadata"].get("name") for s in plan.update + plan.delete}
+        kept = [s for s in existing if s["metadata"].get("name") not in gone]
+        for ref, reason, verb in pod_membership_changes(existing, kept + plan.create + plan.update):
+            obj = {"kind": "Pod", "apiVersion": "v1", "metadata": ref}
+            self.events.event(obj, "Normal", reason,
+                              f"{verb} the endpoints of Service {svc['metadata']['name']}",
+                              {SERVICE_ANNOTATION: svc["metadata"]["name"], TRIGGER_TIME: trigger or ""})
 
     def _wrote(self, key: Key, written: dict[str, Any]) -> None:
         meta = written["metadata"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.timefmt import format_micro_time
 
 EVENTS = lookup("events")
 log = logging.getLogger("kubeling.events")
@@ -21,18 +22,25 @@ class EventRecorder:
         self.client, self.component = client, component
         self._tasks: set[asyncio.Task] = set()
 
-    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str,
+              annotations: dict[str, str] | None = None) -> None:
+        """`annotations`: kubeling's details for `kubeling trace`, on the Event object."""
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = datetime.now(timezone.utc)
+        now = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        metadata: dict[str, Any] = {"name": f"{meta.get('name', '')}.{time.time_ns():x}", "namespace": ns}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
         ev = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta.get('name', '')}.{time.time_ns():x}", "namespace": ns},
+            "metadata": metadata, "eventTime": format_micro_time(when), "action": reason,
             "involvedObject": {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", ""),
                                "namespace": ns, "name": meta.get("name", ""), "uid": meta.get("uid", ""),
                                "resourceVersion": meta.get("resourceVersion", "")},
             "reason": reason, "message": message, "type": type_,
             "source": {"component": self.component}, "reportingComponent": self.component,
+            "reportingInstance": self.component,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
         task = asyncio.get_running_loop().create_task(self._write(ev))

@@ -6,12 +6,16 @@ after a per-key exponential backoff.
 
 `shutdown()` stops the queue: nothing new is added, and a worker waiting in `get()`
 is released with `ShutDown` once the keys already queued are handed out.
-`shut_down_with_drain()` also waits for the keys being processed to be `done()`."""
+`shut_down_with_drain()` also waits for the keys being processed to be `done()`.
+
+A queue with a `name` reports client-go's workqueue_* metrics (workqueue_metrics.py)."""
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 from typing import Hashable
+
+from .workqueue_metrics import QueueMetrics, track
 
 
 class ShutDown(Exception):
@@ -19,7 +23,7 @@ class ShutDown(Exception):
 
 
 class WorkQueue:
-    def __init__(self, base_delay: float = 0.005, max_delay: float = 60.0) -> None:
+    def __init__(self, base_delay: float = 0.005, max_delay: float = 60.0, name: str = "") -> None:
         self._queue: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
@@ -31,6 +35,25 @@ class WorkQueue:
         self._shutting_down = False
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.metrics: QueueMetrics | None = None
+        self.name = name
+
+    @property
+    def name(self) -> str:
+        return self.metrics.name if self.metrics is not None else ""
+
+    @name.setter
+    def name(self, name: str) -> None:
+        """Naming a queue (the controller manager names its controllers' queues) starts its metrics."""
+        if name == self.name:
+            return
+        self.metrics = QueueMetrics(name) if name else None
+        if self.metrics is not None:
+            track(self)
+
+    def depth(self) -> int:
+        """Keys waiting: queued, or added again while being processed (client-go's depth)."""
+        return len(self._dirty)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -39,6 +62,8 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        if self.metrics is not None:
+            self.metrics.add(key)
         if key in self._processing:
             return  # done() re-queues it
         self._queue.append(key)
@@ -47,6 +72,8 @@ class WorkQueue:
     def add_after(self, key: Hashable, delay: float) -> None:
         if self._shutting_down:
             return
+        if self.metrics is not None:  # client-go counts every delayed add as a retry
+            self.metrics.retry()
         if delay <= 0:
             self.add(key)
             return
@@ -86,10 +113,14 @@ class WorkQueue:
         self._dirty.discard(key)
         self._processing.add(key)
         self._idle.clear()
+        if self.metrics is not None:
+            self.metrics.get(key)
         return key
 
     def done(self, key: Hashable) -> None:
         self._processing.discard(key)
+        if self.metrics is not None:
+            self.metrics.done(key)
         if key in self._dirty and not self._shutting_down:
             self._queue.append(key)
             self._notify()

@@ -9,8 +9,12 @@ import signal
 import socket
 import sys
 
+from prometheus_client import REGISTRY
+
+from kubeling import metrics_server
 from kubeling.client import Client
 
+from . import metrics
 from .leader_election import LeaderElector, LeadershipLost
 from .scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 
@@ -32,39 +36,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds")
     p.add_argument("--retry-period", type=float, default=2.0, help="seconds")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--bind-address", default="127.0.0.1",
+                   help="address of /metrics (plain HTTP without authentication: loopback only)")
+    p.add_argument("--metrics-port", type=int, default=10259,
+                   help="port of /metrics (kube-scheduler's 10259); 0: a free one, -1: none")
     return p.parse_args(argv)
+
+
+async def _work(args: argparse.Namespace, client: Client, scheduler: Scheduler) -> None:
+    await scheduler.start()
+    log.info("caches synced: %d nodes, %d pods", len(scheduler.nodes.cache), len(scheduler.pods.cache))
+    if args.leader_elect:
+        elector = LeaderElector(client, args.lease_namespace, args.lease_name, args.identity,
+                                lease_duration=args.lease_duration, renew_deadline=args.renew_deadline,
+                                retry_period=args.retry_period)
+        await elector.run(scheduler.run)
+    else:
+        await scheduler.run()
 
 
 async def run(args: argparse.Namespace) -> int:
     client = Client.from_kubeconfig(args.kubeconfig, user_agent="kubeling-scheduler")
     scheduler = Scheduler(client, scheduler_name=args.scheduler_name, identity=args.identity)
-    main = asyncio.current_task()
-    assert main is not None
+    # A signal or a failed background loop sets `stop`; the work is then cancelled from here,
+    # so no cancellation is ever caught and swallowed.
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
-    code = 0
+        loop.add_signal_handler(sig, stop.set)
     failures: list[BaseException] = []
 
     def background_failed(exc: BaseException) -> None:
-        failures.append(exc)  # logged by the guard; stop the main with a failure
-        main.cancel()
+        failures.append(exc)  # logged by the guard; stop with a failure
+        stop.set()
 
     scheduler.on_failure = background_failed
+    REGISTRY.register(metrics.PendingPods(scheduler.queue.pending_counts))
+    served = await metrics_server.start(args.bind_address, args.metrics_port) if args.metrics_port >= 0 else None
+    work = asyncio.create_task(_work(args, client, scheduler), name="scheduler")
+    stopped = asyncio.create_task(stop.wait(), name="stop signal")
+    code = 0
     try:
-        await scheduler.start()
-        log.info("caches synced: %d nodes, %d pods", len(scheduler.nodes.cache), len(scheduler.pods.cache))
-        if args.leader_elect:
-            elector = LeaderElector(client, args.lease_namespace, args.lease_name, args.identity,
-                                    lease_duration=args.lease_duration, renew_deadline=args.renew_deadline,
-                                    retry_period=args.retry_period)
-            await elector.run(scheduler.run)
-        else:
-            await scheduler.run()
-    except asyncio.CancelledError:
-        main.uncancel()  # a signal asked us to stop (or a background loop failed): finish
+        await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
         if failures:
             log.error("stopping: a background loop failed: %s", failures[0])
+            code = 1
+        elif work.done():
+            work.result()  # the work only ends by failing (LeadershipLost, a start that failed)
+            log.error("the scheduling loop ended on its own")
             code = 1
         else:
             log.info("stopping")
@@ -72,7 +91,12 @@ async def run(args: argparse.Namespace) -> int:
         log.error("leader election lost: %s", exc)
         code = 1
     finally:
+        for t in (work, stopped):
+            t.cancel()
+        await asyncio.gather(work, stopped, return_exceptions=True)
         await scheduler.stop()
+        if served is not None:
+            await served.cleanup()
         await client.close()
     return code
 

@@ -17,6 +17,7 @@ from typing import Any
 from kubeling import errors
 from kubeling.client import Client
 from kubeling.resources import lookup
+from kubeling.timefmt import format_micro_time
 
 log = logging.getLogger("kubeling.scheduler.events")
 
@@ -24,17 +25,42 @@ EVENTS = lookup("events")
 NORMAL, WARNING = "Normal", "Warning"
 
 
+# kubeling's details on a Scheduled event, read by `kubeling trace`.
+NODES_TOTAL = "trace.kubeling.io/nodes"
+NODES_FILTERED = "trace.kubeling.io/filtered-out"
+SCHEDULING_SECONDS = "trace.kubeling.io/scheduling-seconds"
+
+
+def trace_details(diagnosis: Any) -> dict[str, str]:
+    """How many nodes the filters left out and why (a histogram of reasons, as in
+    FailedScheduling's message), from a cycle's Diagnosis."""
+    reasons: dict[str, int] = {}
+    for st in diagnosis.node_statuses.values():
+        for r in st.reasons:
+            reasons[r] = reasons.get(r, 0) + 1
+    why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {NODES_TOTAL: str(diagnosis.num_nodes),
+            NODES_FILTERED: f"{len(diagnosis.node_statuses)}" + (f": {why}" if why else "")}
+
+
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_for(pod: dict[str, Any], type_: str, reason: str, action: str, message: str,
-              component: str, instance: str, timestamp: str) -> dict[str, Any]:
+              component: str, instance: str, timestamp: str, event_time: datetime | None = None,
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Event; `event_time` (microseconds, when the step happened) goes in eventTime,
+    `annotations` carry kubeling's details for `kubeling trace`."""
     meta = pod.get("metadata") or {}
     ns, name = meta.get("namespace") or "default", meta.get("name") or ""
+    metadata: dict[str, Any] = {"name": f"{name}.{time.time_ns():x}", "namespace": ns}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": ns},
+        "metadata": metadata,
+        "eventTime": format_micro_time(event_time or datetime.now(timezone.utc)),
         "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name,
                            "uid": meta.get("uid", ""), "resourceVersion": meta.get("resourceVersion", "")},
         "reason": reason, "message": message, "type": type_, "action": action,
@@ -48,15 +74,18 @@ class EventRecorder:
     def __init__(self, client: Client, component: str, instance: str, *, workers: int = 4,
                  max_pending: int = 10000, remember: int = 4096) -> None:
         self.client, self.component, self.instance = client, component, instance
-        self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, str, str]] = asyncio.Queue(max_pending)
+        self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(max_pending)
         self._workers = workers
         self._seen: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
         self._remember = remember
         self.dropped = 0
 
-    def record(self, pod: dict[str, Any], type_: str, reason: str, action: str, message: str) -> None:
+    def record(self, pod: dict[str, Any], type_: str, reason: str, action: str, message: str,
+               annotations: dict[str, str] | None = None, at: datetime | None = None) -> None:
+        """`at`: when the step happened, if before now (eventTime)."""
         try:
-            self._queue.put_nowait((pod, type_, reason, action, message))
+            self._queue.put_nowait((pod, type_, reason, action, message, at or datetime.now(timezone.utc),
+                                    annotations))
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -84,7 +113,8 @@ class EventRecorder:
             finally:
                 self._queue.task_done()
 
-    async def _write(self, pod: dict[str, Any], type_: str, reason: str, action: str, message: str) -> None:
+    async def _write(self, pod: dict[str, Any], type_: str, reason: str, action: str, message: str,
+                     when: datetime | None = None, annotations: dict[str, str] | None = None) -> None:
         meta = pod.get("metadata") or {}
         key = (meta.get("uid", ""), reason, message)
         ts = now_rfc3339()
@@ -101,7 +131,8 @@ class EventRecorder:
                 if exc.code != 404:
                     raise
                 del self._seen[key]
-        ev = event_for(pod, type_, reason, action, message, self.component, self.instance, ts)
+        ev = event_for(pod, type_, reason, action, message, self.component, self.instance, ts,
+                       when, annotations)
         await self.client.create(EVENTS, ev)
         self._seen[key] = {"metadata": ev["metadata"], "count": 1}
         while len(self._seen) > self._remember:

@@ -1,23 +1,30 @@
 """The scheduler: informers feed the cache and the queue; one loop takes a pod,
 filters and scores the nodes, assumes the pod on the best node and hands the
 binding to a task of its own, so the next cycle starts at once.
+
+The informers come from the process's shared informer factory (one list+watch per resource
+and selectors, each handler fed from a buffer of its own); a scheduler given no factory makes
+and runs one of its own.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from kubeling import errors
 from kubeling.client import Client
-from kubeling.informer import Informer
 from kubeling.resources import lookup
+from kubeling.shared_informers import SharedInformers
 from kubeling.tasks import guarded
 
+from . import metrics
 from .cache import Cache
-from .events import NORMAL, WARNING, EventRecorder
+from .events import NORMAL, SCHEDULING_SECONDS, WARNING, EventRecorder, trace_details
 from .framework import Diagnosis, FilterPlugin, ScorePlugin
 from .nodeinfo import NodeInfo, effective_taints
 from .plugins import default_filters, default_scores
@@ -64,7 +71,7 @@ class Scheduler:
     def __init__(self, client: Client, *, scheduler_name: str = DEFAULT_SCHEDULER_NAME,
                  identity: str = "", filters: list[FilterPlugin] | None = None,
                  scores: list[ScorePlugin] | None = None, bind_concurrency: int = 64,
-                 queue: SchedulingQueue | None = None) -> None:
+                 queue: SchedulingQueue | None = None, informers: SharedInformers | None = None) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
         self.filters = filters if filters is not None else default_filters()
@@ -72,10 +79,13 @@ class Scheduler:
         self.cache = Cache()
         self.queue = queue or SchedulingQueue()
         self.events = EventRecorder(client, scheduler_name, identity or scheduler_name)
-        self.pods = Informer(client, PODS, field_selector=ACTIVE_PODS, on_add=self._pod_added,
-                             on_update=self._pod_updated, on_delete=self._pod_deleted)
-        self.nodes = Informer(client, NODES, on_add=self._node_added, on_update=self._node_updated,
-                              on_delete=self._node_deleted)
+        # Whoever passes a factory runs it (after every component registered its handlers).
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else SharedInformers(client)
+        self.pods = self.informers.add_handlers(PODS, self._pod_added, self._pod_updated, self._pod_deleted,
+                                                field_selector=ACTIVE_PODS)
+        self.nodes = self.informers.add_handlers(NODES, self._node_added, self._node_updated,
+                                                 self._node_deleted)
         self._bind_slots = asyncio.Semaphore(bind_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[Any]] = []
@@ -89,19 +99,24 @@ class Scheduler:
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the informers and helpers; return once both caches are synced."""
-        self._background = [guarded(self.nodes.run(), "node-informer", self._background_failed),
-                            guarded(self.pods.run(), "pod-informer", self._background_failed),
+        """Start the informers (when the factory is ours) and helpers; return once both
+        caches are synced and our handlers have seen them."""
+        informers = [guarded(self.informers.run(), "scheduler informers", self._background_failed)] \
+            if self._own_informers else []
+        self._background = [*informers,
                             guarded(self.events.run(), "event-writer", self._background_failed),
                             guarded(self.queue.run_flusher(), "queue-flusher", self._background_failed)]
         waits = {asyncio.create_task(self.nodes.synced.wait()), asyncio.create_task(self.pods.synced.wait())}
-        informers = set(self._background[:2])
-        while waits:
-            done, _ = await asyncio.wait(waits | informers, return_when=asyncio.FIRST_COMPLETED)
-            for t in done & informers:
-                t.result()  # an informer that ended before syncing: surface why
-                raise RuntimeError(f"{t.get_name()} stopped before syncing")
-            waits -= done
+        try:
+            while waits:
+                done, _ = await asyncio.wait(waits | set(informers), return_when=asyncio.FIRST_COMPLETED)
+                for t in done & set(informers):
+                    t.result()  # the informers ended before syncing: surface why
+                    raise RuntimeError(f"{t.get_name()} stopped before syncing")
+                waits -= done
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _background_failed(self, exc: BaseException) -> None:
         if self.on_failure is not None:
@@ -131,6 +146,7 @@ class Scheduler:
     # ---- one scheduling cycle --------------------------------------------------
 
     def schedule_one(self, qp: QueuedPod) -> None:
+        start = time.perf_counter()  # scheduler_scheduling_attempt_duration_seconds: to the binding's end
         info = qp.info
         current = self.pods.get(info.namespace, info.name)
         if current is None or _uid(current) != info.uid or _assigned(current) or _deleting(current):
@@ -140,11 +156,12 @@ class Scheduler:
         feasible, diagnosis = self.find_feasible(info, nodes)
         if not feasible:
             self._unschedulable(qp, diagnosis)
+            metrics.observe_attempt(metrics.UNSCHEDULABLE, time.perf_counter() - start)
             return
         host = self.select_host(info, feasible)
         self.cache.assume(info, host.name)
         self.queue.done(info.uid)
-        self._spawn(self._bind(qp, host.name))
+        self._spawn(self._bind(qp, host.name, start, trace_details(diagnosis)))
 
     def find_feasible(self, info: Any, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], Diagnosis]:
         diagnosis = Diagnosis(len(nodes))
@@ -189,12 +206,15 @@ class Scheduler:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
-    async def _bind(self, qp: QueuedPod, node: str) -> None:
+    async def _bind(self, qp: QueuedPod, node: str, start: float,
+                    details: dict[str, str] | None = None) -> None:
         info = qp.info
+        decided = datetime.now(timezone.utc)   # the Scheduled event's time: the binding goes out now
         try:
             async with self._bind_slots:
                 await self.client.create_binding(info.namespace, info.name, node, info.uid)
         except Exception as exc:
+            metrics.observe_attempt(metrics.ERROR, time.perf_counter() - start)
             self.cache.forget(info.uid)
             self.queue.move_all(FREED_BY_POD_DELETE)  # the node's room is free again
             if isinstance(exc, errors.ApiError) and exc.code in (404, 409):
@@ -209,9 +229,12 @@ class Scheduler:
                 self.queue.requeue_backoff(current, qp.attempts)
             return
         self.scheduled += 1
+        metrics.observe_attempt(metrics.SCHEDULED, time.perf_counter() - start)
+        if details is not None:
+            details[SCHEDULING_SECONDS] = f"{time.perf_counter() - start:.6f}"
         log.debug("bound %s to %s", info.key, node)
         self.events.record(info.pod, NORMAL, "Scheduled", "Binding",
-                           f"Successfully assigned {info.namespace}/{info.name} to {node}")
+                           f"Successfully assigned {info.namespace}/{info.name} to {node}", details, decided)
 
     async def _patch_status(self, ns: str, name: str, patch: dict[str, Any]) -> None:
         try:

@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -34,6 +34,7 @@ class Layout:
     config_dir: Path
     etcd_port: int
     apiserver_port: int
+    runtime: str = "docker"  # the node's: docker, or containerd (kubeling's own, through CRI)
 
     @property
     def etcd_url(self) -> str:
@@ -71,6 +72,15 @@ class Layout:
     def cni_socket(self) -> Path:
         return self.run_dir / "cni.sock"
 
+    @property
+    def containerd_config(self) -> Path:
+        return self.config_dir / "containerd" / "config.toml"
+
+    @property
+    def containerd_endpoint(self) -> str:
+        # Beside the pid files: /run/kubeling/containerd/containerd.sock for the real layout.
+        return f"unix://{self.run_dir / 'containerd' / 'containerd.sock'}"
+
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
@@ -84,6 +94,8 @@ class Component:
     argv: Callable[[Layout], list[str]]
     ready: Callable[[Layout], bool]
     node: bool = False  # runs on a node (pods, network) rather than in the control plane
+    runtime: str | None = None  # only on a node with this runtime
+    after: Callable[[Layout], None] | None = None  # once ready, before the next component starts
 
 
 def _port_open(port: int) -> bool:
@@ -153,6 +165,38 @@ def _dns_argv(layout: Layout) -> list[str]:
                                   "--publish-address", "auto"])
 
 
+def _containerd_argv(layout: Layout) -> list[str]:
+    return component_argv("containerd", [
+        "--config", str(layout.containerd_config), "--root", str(layout.data_dir / "containerd"),
+        "--state", str(layout.run_dir / "containerd"),
+        # What the agent under `up` uses: its conflist there, our plugins (and loopback) here.
+        "--cni-conf-dir", "/etc/cni/net.d", "--cni-bin-dir", "/opt/cni/bin"])
+
+
+def _containerd_ready(layout: Layout) -> bool:
+    proc = subprocess.run(component_argv("containerd", ["wait", "--address", layout.containerd_endpoint,
+                                                        "--timeout", "3"]), capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
+def _containerd_images(layout: Layout) -> None:
+    """The pause and busybox images from the local Docker (no registry is reachable)."""
+    proc = subprocess.run(component_argv("containerd", ["import-images", "--address", layout.containerd_endpoint]),
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise click.ClickException(f"importing the images into containerd failed: {proc.stderr.strip()[-500:]}")
+    for line in proc.stdout.splitlines():
+        click.echo(f"    {line}")
+
+
+def _agent_argv(layout: Layout) -> list[str]:
+    args = ["--kubeconfig", str(layout.kubeconfig), "--root-dir", str(layout.data_dir / "agent"),
+            "--client-ca-file", str(layout.config_dir / "pki" / "kubelet-ca.crt"), "--cluster-dns", CLUSTER_DNS_IP]
+    if layout.runtime == "containerd":
+        args += ["--container-runtime-endpoint", layout.containerd_endpoint]
+    return component_argv("agent", args)
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component("etcd", _etcd_argv, lambda lay: _port_open(lay.etcd_port)),
     Component("apiserver", lambda lay: component_argv("apiserver", [
@@ -172,10 +216,9 @@ COMPONENTS: tuple[Component, ...] = (
     Component("dns", _dns_argv, _settled),
     Component("cni-daemon", lambda lay: component_argv("cni-daemon", ["--socket", str(lay.cni_socket)]),
               lambda lay: lay.cni_socket.exists(), node=True),
-    Component("agent", lambda lay: component_argv("agent", [
-        "--kubeconfig", str(lay.kubeconfig), "--root-dir", str(lay.data_dir / "agent"),
-        "--client-ca-file", str(lay.config_dir / "pki" / "kubelet-ca.crt"),
-        "--cluster-dns", CLUSTER_DNS_IP]), _settled, node=True),
+    Component("containerd", _containerd_argv, _containerd_ready, node=True, runtime="containerd",
+              after=_containerd_images),
+    Component("agent", _agent_argv, _settled, node=True),
     Component("proxy", _client_argv("proxy"), _settled, node=True),
 )
 
@@ -205,6 +248,8 @@ def _start(layout: Layout, comp: Component, timeout: float = 30) -> None:
     pid = _running_pid(layout, comp.name)
     if pid is not None:
         click.echo(f"already running (pid {pid})")
+        if comp.after is not None:
+            comp.after(layout)
         return
     log = open(layout.log_file(comp.name), "ab")
     proc = subprocess.Popen(comp.argv(layout), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -214,6 +259,8 @@ def _start(layout: Layout, comp: Component, timeout: float = 30) -> None:
     while time.monotonic() - t0 < timeout:
         if comp.ready(layout) and proc.poll() is None:
             click.echo(f"started (pid {proc.pid}, {time.monotonic() - t0:.1f}s)")
+            if comp.after is not None:
+                comp.after(layout)
             return
         if proc.poll() is not None:
             tail = layout.log_file(comp.name).read_text(errors="replace").splitlines()[-5:]
@@ -279,12 +326,16 @@ def _layout(run_dir: str, log_dir: str, data_dir: str, config_dir: str, etcd_por
     return Layout(Path(run_dir), Path(log_dir), Path(data_dir), Path(config_dir), etcd_port, apiserver_port)
 
 
-def _teardown_node(layout: Layout, kubeconfig: Path | None = None) -> list[str]:
+def _teardown_node(layout: Layout, kubeconfig: Path | None = None, runtime_endpoint: str | None = None) -> list[str]:
     """Pods, their network and our iptables chains leave the machine (`kubeconfig`: the
-    credentials the agent ran with, if not the admin's, as on a joined worker)."""
+    credentials the agent ran with, if not the admin's, as on a joined worker;
+    `runtime_endpoint`: the CRI socket it ran pods through, if not the layout's)."""
     click.echo("==> removing this node's pods and pod network")
+    if runtime_endpoint is None and layout.runtime == "containerd":
+        runtime_endpoint = layout.containerd_endpoint
+    runtime = ["--container-runtime-endpoint", runtime_endpoint] if runtime_endpoint else []
     steps = [component_argv("agent", ["--kubeconfig", str(kubeconfig or layout.kubeconfig), "--root-dir",
-                                      str(layout.data_dir / "agent"), "--teardown"])]
+                                      str(layout.data_dir / "agent"), *runtime, "--teardown"])]
     if any(c.name == "proxy" for c in COMPONENTS):
         steps.append(component_argv("proxy", ["--cleanup"]))
     failed = []
@@ -295,11 +346,44 @@ def _teardown_node(layout: Layout, kubeconfig: Path | None = None) -> list[str]:
     return failed
 
 
+def _stop_containerd(layout: Layout) -> list[str]:
+    """Our containerd, after the agent's teardown: whatever sandbox is left goes first (so no
+    shim, netns or IP outlives it), then the daemon; its shims must be gone with it."""
+    if _running_pid(layout, "containerd") is None:
+        layout.pid_file("containerd").unlink(missing_ok=True)
+        return []
+    failed = []
+    address = ["--address", layout.containerd_endpoint]
+    proc = subprocess.run(component_argv("containerd", ["remove-sandboxes", *address]), capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        failed.append(f"containerd remove-sandboxes failed: {proc.stderr.strip()[-300:]}")
+    _stop(layout, "containerd", timeout=30)
+    # Shims exit once their sandbox is removed, a moment after containerd answered.
+    deadline = time.monotonic() + 15
+    while True:
+        shims = subprocess.run(component_argv("containerd", ["shims", *address]), capture_output=True, text=True,
+                               timeout=30)
+        if shims.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if shims.returncode != 0:
+        failed.append(f"containerd shims left running: pids {shims.stdout.strip()}")
+    return failed
+
+
+runtime_option = click.option("--runtime", type=click.Choice(["docker", "containerd"]), envvar="KUBELING_RUNTIME",
+                              default="docker", show_default=True,
+                              help="the node's container runtime: the machine's Docker, or a containerd of "
+                                   "kubeling's own (through CRI, beside Docker's)")
+
+
 @click.command("up")
+@runtime_option
 @layout_options
-def up_cmd(node: bool, **kw: object) -> None:
+def up_cmd(node: bool, runtime: str, **kw: object) -> None:
     """Start etcd, the control plane and this machine's node (idempotent)."""
-    layout = _layout(**kw)  # type: ignore[arg-type]
+    layout = replace(_layout(**kw), runtime=runtime)  # type: ignore[arg-type]
     if shutil.which("etcd") is None:
         raise click.ClickException("etcd is not installed; run scripts/setup first")
     for d in (layout.run_dir, layout.log_dir, layout.data_dir, layout.config_dir):
@@ -316,8 +400,10 @@ def up_cmd(node: bool, **kw: object) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(pki.new_key_pem())
     kubeconfig.write(str(layout.kubeconfig), layout.server, token, layout.cert.read_bytes())
+    if node and runtime == "containerd" and shutil.which("containerd") is None:
+        raise click.ClickException("containerd is not installed (Debian: apt-get install containerd)")
     for comp in COMPONENTS:
-        if node or not comp.node:
+        if (node or not comp.node) and comp.runtime in (None, runtime):
             _start(layout, comp)
     if not _wait_default_serviceaccount(layout, token):
         click.echo("warning: the default ServiceAccount did not appear; pods are refused until it does", err=True)
@@ -330,11 +416,15 @@ def up_cmd(node: bool, **kw: object) -> None:
 def down_cmd(purge: bool, node: bool, **kw: object) -> None:
     """Stop what `kubeling up` started; remove this node's pods and pod network."""
     layout = _layout(**kw)  # type: ignore[arg-type]
+    # The pods are where the agent ran them: in our containerd if `up --runtime containerd` started it.
+    if _running_pid(layout, "containerd") is not None:
+        layout = replace(layout, runtime="containerd")
     node_parts = [c for c in COMPONENTS if c.node]
     for comp in reversed(node_parts):
-        if comp.name != "cni-daemon":
+        if comp.name not in ("cni-daemon", "containerd"):
             _stop(layout, comp.name)
     failed = _teardown_node(layout) if node and layout.kubeconfig.exists() else []
+    failed += _stop_containerd(layout)
     for comp in reversed(COMPONENTS):
         _stop(layout, comp.name)
     if failed:

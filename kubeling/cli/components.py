@@ -18,6 +18,8 @@ COMPONENTS = {
     "proxy": "agent.proxy",
     "cni-daemon": "cni.daemon",
     "dns": "clusterdns",
+    # kubeling's own containerd (`--runtime containerd`): config, start, images, stop.
+    "containerd": "agent.runtime.containerd_host",
 }
 
 

@@ -14,10 +14,10 @@ import click
 
 from kubeling import encryption_config, kubeconfig, pki, systemd
 
-from .machine import (APISERVER_PORT, FileWriter, Machine, SetupError, check_ip, check_node_name,
-                      check_port_free, check_systemd, check_token, default_node_name, existing_installation,
-                      fail, install_cni_plugins, machine_from, machine_options, new_token, read_file,
-                      start_and_wait, step, write_component, writing_files)
+from .machine import (APISERVER_PORT, FileWriter, Machine, SetupError, check_ip, check_node_name, check_port_free,
+                      check_runtime, check_systemd, check_token, default_node_name, existing_installation, fail,
+                      import_images_hook, install_cni_plugins, machine_from, machine_options, new_token, read_file,
+                      runtime_option, start_and_wait, step, with_runtime_args, write_component, writing_files)
 
 ETCD_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -95,7 +95,8 @@ def join_line(advertise: str, port: int, token: str, ca_cert: Path) -> str:
 
 
 def _check(m: Machine, advertise: str, node_name: str, token: str, ca_cert: str | None, ca_key: str | None,
-           pod_cidr: str, service_cidr: str, port: int, no_start: bool) -> tuple[bytes, bytes] | None:
+           pod_cidr: str, service_cidr: str, port: int, no_start: bool,
+           runtime: str = "docker") -> tuple[bytes, bytes] | None:
     found = existing_installation(m)
     if found:
         raise SetupError(f"this machine already is a kubeling control plane or node ({found} exists); "
@@ -126,6 +127,7 @@ def _check(m: Machine, advertise: str, node_name: str, token: str, ca_cert: str 
         if not pki.verify_signed_by(leaf, ca[0]):
             raise SetupError("--ca-key is not the key of --ca-cert")
     check_systemd(no_start)
+    check_runtime(runtime, no_start)
     if not no_start:
         if shutil.which("etcd") is None:
             raise SetupError("etcd is not installed (Debian: apt-get install etcd-server)")
@@ -136,7 +138,8 @@ def _check(m: Machine, advertise: str, node_name: str, token: str, ca_cert: str 
 
 
 def _write_files(w: FileWriter, m: Machine, advertise: str, node_name: str, token: str,
-                 ca: tuple[bytes, bytes] | None, pod_cidr: str, service_cidr: str, port: int) -> None:
+                 ca: tuple[bytes, bytes] | None, pod_cidr: str, service_cidr: str, port: int,
+                 runtime: str = "docker") -> None:
     step(f"writing the cluster CA and certificates to {m.pki}")
     w.mkdir(m.pki, 0o755)
     w.adopt([m.ca_cert, m.ca_key])
@@ -177,7 +180,8 @@ def _write_files(w: FileWriter, m: Machine, advertise: str, node_name: str, toke
     w.write(m.join_command, join_line(advertise, port, token, m.ca_cert) + "\n", 0o600)
 
     step(f"writing the units to {m.unit_dir} and their flags to {m.defaults_dir}")
-    for component, args in component_args(m, advertise, node_name, pod_cidr, service_cidr, port).items():
+    args_of = with_runtime_args(m, component_args(m, advertise, node_name, pod_cidr, service_cidr, port), runtime)
+    for component, args in args_of.items():
         write_component(w, m, component, args)
     w.mkdir(m.data_dir, 0o700)
 
@@ -203,24 +207,25 @@ def _disable_debian_etcd() -> None:
 @click.option("--wait", "wait_s", type=float, default=180, show_default=True,
               help="seconds to wait for this node to be Ready (0: don't wait)")
 @click.option("--no-start", is_flag=True, help="write every file but start nothing (no systemd needed)")
+@runtime_option
 @machine_options
 def init_cmd(advertise_address: str, node_name: str | None, token: str | None, ca_cert: str | None,
              ca_key: str | None, pod_network_cidr: str, service_cidr: str, port: int, wait_s: float,
-             no_start: bool,
-             **kw: object) -> None:
+             no_start: bool, runtime: str, **kw: object) -> None:
     """Make this machine the control plane of a new cluster (and a node of it)."""
     m = machine_from(kw)
     node_name = node_name or default_node_name()
     token = token or new_token()
     try:
         ca = _check(m, advertise_address, node_name, token, ca_cert, ca_key, pod_network_cidr, service_cidr,
-                    port, no_start)
+                    port, no_start, runtime)
     except SetupError as exc:
         fail(str(exc))
     with writing_files() as w:
-        _write_files(w, m, advertise_address, node_name, token, ca, pod_network_cidr, service_cidr, port)
+        _write_files(w, m, advertise_address, node_name, token, ca, pod_network_cidr, service_cidr, port, runtime)
         install_cni_plugins(m)
-    start_and_wait(systemd.ALL, m.kubeconfig("admin"), node_name, wait_s, no_start, before=_disable_debian_etcd)
+    start_and_wait(systemd.with_runtime(systemd.ALL, runtime), m.kubeconfig("admin"), node_name, wait_s, no_start,
+                   before=_disable_debian_etcd, after=import_images_hook(runtime))
     click.echo(f"kubeling control plane at https://{advertise_address}:{port}; "
                f"admin kubeconfig {m.kubeconfig('admin')}")
     click.echo("Join a worker with:")

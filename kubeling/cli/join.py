@@ -13,9 +13,10 @@ import click
 from kubeling import kubeconfig, pki, systemd
 
 from .init import CLUSTER_DNS_IP
-from .machine import (Machine, SetupError, check_ip, check_node_name, check_systemd, check_token,
-                      default_node_name, existing_installation, fail, install_cni_plugins, machine_from,
-                      machine_options, read_file, start_and_wait, step, write_component, writing_files)
+from .machine import (Machine, SetupError, check_ip, check_node_name, check_runtime, check_systemd, check_token,
+                      default_node_name, existing_installation, fail, import_images_hook, install_cni_plugins,
+                      machine_from, machine_options, read_file, runtime_option, start_and_wait, step,
+                      with_runtime_args, write_component, writing_files)
 
 
 def check_server(url: str) -> tuple[str, str, int]:
@@ -83,9 +84,11 @@ def node_args(m: Machine, node_name: str, node_ip: str, pod_cidr: str) -> dict[s
 @click.option("--wait", "wait_s", type=float, default=180, show_default=True,
               help="seconds to wait for this node to be Ready (0: don't wait)")
 @click.option("--no-start", is_flag=True, help="write every file but start nothing (no systemd needed)")
+@runtime_option
 @machine_options
 def join_cmd(server: str, token: str, ca_cert: str, node_ip: str | None, node_name: str | None,
-             pod_network_cidr: str, timeout: float, wait_s: float, no_start: bool, **kw: object) -> None:
+             pod_network_cidr: str, timeout: float, wait_s: float, no_start: bool, runtime: str,
+             **kw: object) -> None:
     """Join this machine to a cluster as a worker node."""
     from kubeling import bootstrap  # the CSR exchange: only a join needs it loaded
     m = machine_from(kw)
@@ -104,6 +107,7 @@ def join_cmd(server: str, token: str, ca_cert: str, node_ip: str | None, node_na
         except pki.PKIError as exc:
             raise SetupError(f"--ca-cert {ca_cert}: {exc}") from None
         check_systemd(no_start)
+        check_runtime(runtime, no_start)
         ip = choose_node_ip(node_ip, host, port)
         step(f"asking {server} for credentials of node {node_name} (node IP {ip})")
         cert_pem, key_pem = bootstrap.request_node_credentials(server, token, ca_pem, node_name, timeout)
@@ -119,10 +123,11 @@ def join_cmd(server: str, token: str, ca_cert: str, node_ip: str | None, node_na
                 kubeconfig.render(server, None, ca_pem, user=f"system:node:{node_name}",
                                   cert_pem=cert_pem, key_pem=key_pem), 0o600)
         step(f"writing the units to {m.unit_dir} and their flags to {m.defaults_dir}")
-        for component, args in node_args(m, node_name, ip, pod_network_cidr).items():
+        for component, args in with_runtime_args(m, node_args(m, node_name, ip, pod_network_cidr), runtime).items():
             write_component(w, m, component, args)
         w.mkdir(m.data_dir, 0o700)
         install_cni_plugins(m)
-    if not start_and_wait(systemd.NODE, m.kubeconfig("node"), node_name, wait_s, no_start):
+    if not start_and_wait(systemd.with_runtime(systemd.NODE, runtime), m.kubeconfig("node"), node_name, wait_s,
+                          no_start, after=import_images_hook(runtime)):
         return
     click.echo(f"node {node_name} joined the cluster at {server}")

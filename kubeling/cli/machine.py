@@ -94,6 +94,47 @@ def machine_options(fn: Callable) -> Callable:
     return fn
 
 
+def runtime_option(fn: Callable) -> Callable:
+    return click.option("--runtime", type=click.Choice(systemd.RUNTIMES), default="docker", show_default=True,
+                        help="the node's container runtime: the machine's Docker, or a containerd of "
+                             "kubeling's own (through CRI, beside Docker's)")(fn)
+
+
+def with_runtime_args(m: Machine, args: dict[str, list[str]], runtime: str) -> dict[str, list[str]]:
+    """The units' flags for a node on `runtime`: with containerd, its unit's flags and the
+    agent's --container-runtime-endpoint (unit order: containerd before the agent)."""
+    if runtime != "containerd":
+        return args
+    out: dict[str, list[str]] = {}
+    for component, flags in args.items():
+        if component == "agent":
+            out[systemd.CONTAINERD] = [
+                "--config", str(m.config_dir / "containerd" / "config.toml"),
+                "--root", str(m.data_dir / "containerd"), "--state", systemd.CONTAINERD_STATE,
+                # containerd runs the CNI plugins itself, from one dir (loopback linked into it).
+                "--cni-conf-dir", str(m.cni_conf_dir), "--cni-bin-dir", str(m.cni_bin_dir)]
+            flags = [*flags, "--container-runtime-endpoint", systemd.CONTAINERD_ENDPOINT]
+        out[component] = flags
+    return out
+
+
+def import_images_hook(runtime: str) -> dict[str, Callable[[], None]]:
+    """What runs right after a unit started: containerd gets the node's images from the
+    local Docker before the agent starts (no registry is reachable)."""
+    if runtime != "containerd":
+        return {}
+
+    def run() -> None:
+        from .components import component_argv
+        step("importing the pause and busybox images from Docker into kubeling's containerd")
+        proc = subprocess.run(component_argv("containerd", ["import-images", "--address",
+                                                            systemd.CONTAINERD_ENDPOINT]),
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise SetupError(f"importing the images into containerd failed: {proc.stderr.strip()[-300:]}")
+    return {systemd.CONTAINERD: run}
+
+
 def machine_from(kw: dict[str, object]) -> Machine:
     names = ("config_dir", "data_dir", "unit_dir", "defaults_dir", "cni_conf_dir", "cni_bin_dir")
     return Machine(**{n: Path(str(kw.pop(n))).absolute() for n in names})
@@ -125,6 +166,14 @@ def check_systemd(no_start: bool) -> None:
     if not no_start and not systemd.booted():
         raise SetupError("this machine does not run systemd (PID 1 is not systemd), so the kubeling "
                          "units cannot run here; use `kubeling up` instead, or --no-start to only write the files")
+
+
+def check_runtime(runtime: str, no_start: bool) -> None:
+    if runtime == "containerd" and not no_start:
+        for tool, package in (("containerd", "containerd"), ("ctr", "containerd"), ("docker", "docker.io")):
+            # docker: the images come from the local Docker (no registry is reachable).
+            if shutil.which(tool) is None:
+                raise SetupError(f"--runtime containerd needs {tool} (Debian: apt-get install {package})")
 
 
 def check_token(token: str) -> str:
@@ -254,12 +303,14 @@ def install_cni_plugins(m: Machine) -> None:
 
 # ---- starting and waiting ----------------------------------------------------------
 
-def start_units(components: Iterable[str]) -> None:
+def start_units(components: Iterable[str], after: dict[str, Callable[[], None]] | None = None) -> None:
     systemd.systemctl("daemon-reload")
     for c in components:
         step(f"starting {systemd.unit_name(c)}")
         # A Type=notify unit returns from start only once it said READY=1.
         systemd.systemctl("enable", "--now", systemd.unit_name(c))
+        if after and c in after:
+            after[c]()
 
 
 def wait_node_ready(kubeconfig: Path, node: str, timeout: float) -> None:
@@ -275,7 +326,8 @@ def wait_node_ready(kubeconfig: Path, node: str, timeout: float) -> None:
 
 
 def start_and_wait(components: Iterable[str], kubeconfig: Path, node: str, wait_s: float, no_start: bool,
-                   before: Callable[[], None] | None = None) -> bool:
+                   before: Callable[[], None] | None = None,
+                   after: dict[str, Callable[[], None]] | None = None) -> bool:
     """Start the units (after `before()`) and wait for the node to be Ready; the
     command stops with a message if that fails. False with --no-start."""
     if no_start:
@@ -284,7 +336,7 @@ def start_and_wait(components: Iterable[str], kubeconfig: Path, node: str, wait_
     try:
         if before is not None:
             before()
-        start_units(components)
+        start_units(components, after)
         wait_node_ready(kubeconfig, node, wait_s)
     except (SetupError, RuntimeError) as exc:
         fail(f"{exc}; the files stay in place: `kubeling reset` removes them")

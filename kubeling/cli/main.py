@@ -9,7 +9,9 @@ from .components import commands as component_commands
 from .get import get_cmd
 from .init import init_cmd
 from .join import join_cmd
+from .node import node_cmd
 from .reset import reset_cmd
+from .trace import trace_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,9 +19,10 @@ def cli() -> None:
     """kubeling: a small, real Kubernetes."""
 
 
-for command in (apply_cmd, delete_cmd, get_cmd, up_cmd, down_cmd, init_cmd, join_cmd, reset_cmd,
+for command in (apply_cmd, delete_cmd, get_cmd, up_cmd, down_cmd, init_cmd, join_cmd, reset_cmd, node_cmd,
                 *component_commands):
     cli.add_command(command)
+cli.add_command(trace_cmd)
 
 
 def main() -> None:

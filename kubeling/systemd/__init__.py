@@ -21,6 +21,23 @@ UNIT_DIR = "/etc/systemd/system"
 CONTROL_PLANE = ("etcd", "apiserver", "controller-manager", "scheduler", "dns")
 NODE = ("cni-daemon", "agent", "proxy")
 ALL = CONTROL_PLANE + NODE
+# A node's own containerd, only with `--runtime containerd`: it starts before the agent.
+CONTAINERD = "containerd"
+RUNTIMES = ("docker", "containerd")
+# Every unit kubeling may install, in start order (what reset looks for and stops in reverse).
+EVERY = CONTROL_PLANE + ("cni-daemon", CONTAINERD, "agent", "proxy")
+# Where init/join's containerd keeps its state and socket (agent/runtime/containerd_config.py's
+# defaults; kubeling/ imports nothing of the agent, a unit test keeps the two equal).
+CONTAINERD_STATE = "/run/kubeling/containerd"
+CONTAINERD_ENDPOINT = f"unix://{CONTAINERD_STATE}/containerd.sock"
+
+
+def with_runtime(components: tuple[str, ...], runtime: str) -> tuple[str, ...]:
+    """The units to start for a node on `runtime`, in order (containerd's before the agent)."""
+    if runtime != "containerd" or "agent" not in components:
+        return components
+    i = components.index("agent")
+    return (*components[:i], CONTAINERD, *components[i:])
 
 
 def unit_name(component: str) -> str:
@@ -92,5 +109,5 @@ def systemctl(*args: str, check: bool = True, timeout: float = 300) -> subproces
 
 
 def installed(dirs: Dirs = Dirs()) -> list[str]:
-    """Components whose unit file is in the unit dir."""
-    return [c for c in ALL if dirs.unit(c).exists()]
+    """Components whose unit file is in the unit dir, in start order."""
+    return [c for c in EVERY if dirs.unit(c).exists()]

@@ -1,8 +1,9 @@
 """The whole walkthrough of DESIGN.md on real parts, one test per step, in order.
 
 A private etcd + apiserver, the controller manager and the scheduler run on this
-machine; one node (its own netns, its own dockerd, the agent and the proxy)
-runs the pods. Every step is checked from outside: etcdctl, docker, ip/nsenter,
+machine; one node (its own netns, its own dockerd or containerd, the agent and the
+proxy) runs the pods; the whole walkthrough runs once per runtime. Every step is
+checked from outside: etcdctl, docker or ctr, ip/nsenter,
 iptables-save, a real curl, busybox nslookup through kube-dns. Deletion is then
 followed backwards and the test asserts nothing is left behind.
 """
@@ -15,12 +16,13 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "agent"))
-from agent_nodes import TestNode, ensure_host_images  # noqa: E402
+from agent_nodes import TestNode, ensure_host_images, parametrize_runtime  # noqa: E402
 
 from kubeling.client import Client  # noqa: E402
 from kubeling.resources import lookup  # noqa: E402
@@ -103,8 +105,13 @@ def uptime() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
 
 
+def pytest_generate_tests(metafunc) -> None:
+    # The walkthrough once per runtime (Docker, containerd through CRI), each with a world of its own.
+    parametrize_runtime(metafunc, scope="module")
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, node_runtime):
     ensure_host_images()
     base = tmp_path_factory.mktemp("walkthrough")
     etcd_proc, etcd = start_etcd(base)
@@ -113,7 +120,7 @@ def world(tmp_path_factory):
     w.etcd, w.api = etcd, api
     w.procs += [etcd_proc, api_proc]
     port = int(api.url.rsplit(":", 1)[1])
-    node = TestNode(port, api.token, "10.244.77.0/24")
+    node = TestNode(port, api.token, "10.244.77.0/24", runtime=node_runtime)
     w.node = node
     node.create()
     dns_proc = None
@@ -196,21 +203,24 @@ def test_3_scheduler_binds_the_pod(world):
     world.facts["uid"] = obj["metadata"]["uid"]
 
 
-def test_4_5_agent_runs_sandbox_and_containers_in_docker(world):
+def test_4_5_agent_runs_sandbox_and_containers_in_the_runtime(world):
     node = world.node
 
     def containers():
         rows = [r for r in node.containers() if r["LabelMap"].get("io.kubernetes.pod.name") == "web"]
         return rows if len(rows) >= 2 and all(r["State"] == "running" for r in rows) else None
-    rows = wait_for(containers, 90, "the web pod's containers in the node's dockerd")
-    sandbox = next(r for r in rows if r["LabelMap"]["io.kubernetes.container.name"] == "POD")
-    app = next(r for r in rows if r["LabelMap"]["io.kubernetes.container.name"] == "httpd")
-    assert sandbox["Names"].startswith(f"k8s_POD_web_{NS}_{world.facts['uid']}_")
-    assert app["Names"].startswith(f"k8s_httpd_web_{NS}_{world.facts['uid']}_")
-    inspect = json.loads(node.docker("inspect", sandbox["ID"], app["ID"]).stdout)
-    assert inspect[0]["HostConfig"]["NetworkMode"] == "none"
-    assert inspect[1]["HostConfig"]["NetworkMode"] == f"container:{sandbox['ID']}"
-    world.facts["sandbox_pid"] = inspect[0]["State"]["Pid"]
+    rows = wait_for(containers, 90, f"the web pod's containers in the node's {node.runtime}")
+    sandbox = next(r for r in rows if r["Container"] == "POD")
+    app = next(r for r in rows if r["Container"] == "httpd")
+    pod = {"metadata": {"name": "web", "namespace": NS, "uid": world.facts["uid"]}}
+    assert sandbox["Names"] == node.kube_container_name(pod, "POD")
+    assert app["Names"] == node.kube_container_name(pod, "httpd")
+    assert app["SandboxID"] == sandbox["ID"]
+    # The app container joins the sandbox's network namespace, one of its own (not the node's).
+    pids = {r["Container"]: node.container_pid(r["ID"]) for r in (sandbox, app)}
+    netns = {k: os.stat(f"/proc/{pid}/ns/net").st_ino for k, pid in pids.items()}
+    assert netns["POD"] == netns["httpd"] != os.stat(node.netns_path).st_ino, (pids, netns)
+    world.facts["sandbox_pid"] = pids["POD"]
 
 
 def test_6_7_cni_wires_the_pod_with_an_ip_from_the_node_cidr(world):
@@ -242,7 +252,7 @@ async def test_8_probes_and_status_reported(world):
     assert pod is not None, "pod never Ready"
     assert pod["status"]["podIP"] == world.facts["pod_ip"] and pod["status"]["phase"] == "Running"
     cs = pod["status"]["containerStatuses"][0]
-    assert cs["ready"] is True and cs["containerID"].startswith("docker://")
+    assert cs["ready"] is True and cs["containerID"].startswith(world.node.container_id_prefix)
     table = kubeling(world, "get", "pods", "-n", NS, "-o", "wide").splitlines()
     row = next(line.split() for line in table if line.startswith("web "))
     assert row[1:3] == ["1/1", "Running"] and world.facts["pod_ip"] in row and world.node.name in row
@@ -319,6 +329,57 @@ def test_10b_cluster_dns_answers_the_service_name(world):
     world.facts["fqdn"] = fqdn
 
 
+CREATION_STEPS = ["received", "stored", "scheduled", "accepted", "sandbox", "network", "image:httpd",
+                  "created:httpd", "started:httpd", "probes", "ready", "endpoints:web", "rules:web@{node}", "dns:web"]
+DELETION_STEPS = ["deletion", "endpoints:web", "rules:web@{node}", "stopped", "sandbox", "removed"]
+SKEW = 0.25  # steps are recorded by different processes: their order may blur this much, no more
+
+
+def traced(world, kind: str, steps: list[str], *extra: str, until=lambda tl: True) -> dict:
+    """`kubeling trace pod web -o json` once the `kind` timeline has every step and `until`
+    holds (bounded wait: the trace reads what the components recorded, and the last events
+    are written async)."""
+    wanted = [k.format(node=world.node.name) for k in steps]
+
+    def complete():
+        out = json.loads(kubeling(world, "trace", "pod", "web", "-n", NS, "-o", "json", *extra))
+        tl = next((t for t in out["timelines"] if t["kind"] == kind), None)
+        return tl if tl is not None and tl["complete"] and [s["key"] for s in tl["steps"]] == wanted \
+            and until(tl) else None
+    try:
+        tl = wait_for(complete, 30, f"the trace's {kind} timeline")
+    except AssertionError:
+        raise AssertionError(kubeling(world, "trace", "pod", "web", "-n", NS, *extra))
+    timed = [s for s in tl["steps"] if not s["check"]]
+    assert all(s["done"] and s["duration"] >= 0 for s in timed), tl
+    assert abs(sum(s["duration"] for s in timed) - tl["total"]) < 1e-6, tl
+    assert [s["offset"] for s in timed] == sorted(s["offset"] for s in timed), tl
+    # In the walkthrough's order by the recorded times themselves, not only by the listing.
+    at = [datetime.fromisoformat(s["at"]).timestamp() for s in timed]
+    assert all(b >= a - SKEW for a, b in zip(at, at[1:])), tl
+    assert sum(1 for s in tl["steps"] if s["slowest"]) == 1, tl
+    # What the trace was built from, kept with the test's logs.
+    (world.base / f"trace-{kind}.json").write_text(json.dumps(
+        {"timeline": tl, "events": json.loads(kubeling(world, "get", "events", "-n", NS, "-o", "json"))["items"]}))
+    return tl
+
+
+def test_10c_trace_shows_the_pod_timeline(world):
+    # The trace asks the cluster DNS itself (one query per run): a query lost on a busy machine
+    # is asked again by the next run.
+    tl = traced(world, "creation", CREATION_STEPS, "--cluster-domain", CLUSTER_DOMAIN,
+                until=lambda tl: world.facts["cluster_ip"] in tl["steps"][-1]["check"])
+    steps = {s["key"]: s for s in tl["steps"]}
+    assert f"to {world.node.name}" in steps["scheduled"]["detail"], steps["scheduled"]
+    assert world.facts["pod_ip"] in steps["network"]["detail"], steps["network"]
+    assert world.facts["cluster_ip"] in steps["dns:web"]["check"], steps["dns:web"]
+    text = kubeling(world, "trace", "pod", "web", "-n", NS, "--no-dns")
+    assert text.count("◀ slowest") == 1 and "request received" in text, text
+    page = world.base / "trace.html"
+    kubeling(world, "trace", "pod", "web", "-n", NS, "-o", "html", str(page), "--no-dns")
+    assert all(f'data-step="{k.format(node=world.node.name)}"' in page.read_text() for k in CREATION_STEPS[:-1])
+
+
 async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
     node = world.node
     ip, cip = world.facts["pod_ip"], world.facts["cluster_ip"]
@@ -356,6 +417,8 @@ async def test_11_deletion_runs_backwards_and_leaves_nothing(world):
     assert order.index("endpoints") < order.index("sigterm"), {k: v - t0 for k, v in seen.items()}
     assert order.index("dnat") < order.index("sigterm"), {k: v - t0 for k, v in seen.items()}
     assert seen["sigterm"] < seen["cni_del"] <= seen["etcd"] + 0.5, {k: v - t0 for k, v in seen.items()}
+    tl = traced(world, "deletion", DELETION_STEPS, "--no-dns")
+    assert "grace period of 30s" in tl["steps"][3]["detail"], tl["steps"][3]
     # New connections no longer reach the pod: the Service has no endpoints and rejects at once.
     r = node.ns("curl", "-s", "--max-time", "3", f"http://{cip}/", check=False)
     assert r.returncode == 7, (r.returncode, r.stdout)  # 7: connection refused, not a timeout (28)

@@ -270,3 +270,33 @@ def test_init_checks_its_input_before_writing(tmp_path):
     assert (root / "etc/kubeling/pki/ca.crt").read_bytes() == (tmp_path / "a.crt").read_bytes()
     assert oct((root / "etc/kubeling/pki/ca.key").stat().st_mode & 0o777) == "0o600"
     kubeling(root, "reset")
+
+
+def test_init_with_runtime_containerd_writes_its_unit_before_the_agent_and_reset_removes_it(tmp_path):
+    root = tmp_path / "m"
+    kubeling(root, "init", "--advertise-address", "192.0.2.30", "--node-name", "cd1", "--runtime", "containerd",
+             "--no-start")
+    units = root / "etc/systemd"
+    cd = units / "kubeling-containerd.service"
+    assert cd.read_text() == systemd.render_unit("containerd", systemd.Dirs(units, root / "etc/default",
+                                                                            root / "etc/kubeling"))
+    agent = _flags(root, "agent")
+    assert agent[agent.index("--container-runtime-endpoint") + 1] == "unix:///run/kubeling/containerd/containerd.sock"
+    flags = _flags(root, "containerd")
+    assert flags[flags.index("--root") + 1] == str(root / "var/lib/kubeling/containerd")
+    assert flags[flags.index("--config") + 1] == str(root / "etc/kubeling/containerd/config.toml")
+    assert flags[flags.index("--cni-bin-dir") + 1] == str(root / "opt/cni/bin")
+    # The unit's command line parses: `kubeling containerd <flags>` is `run` (nothing started here).
+    help_ = subprocess.run([sys.executable, "-m", "agent.runtime.containerd_host", "run", "--help"],
+                           capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert all(f in help_.stdout for f in flags if f.startswith("--"))
+    # Docker stays the default: no containerd unit, no endpoint.
+    other = tmp_path / "d"
+    kubeling(other, "init", "--advertise-address", "192.0.2.31", "--node-name", "d1", "--no-start")
+    assert not (other / "etc/systemd/kubeling-containerd.service").exists()
+    assert "--container-runtime-endpoint" not in _flags(other, "agent")
+
+    out = kubeling(root, "reset").stdout
+    assert "removed" in out
+    assert files_left(root) == [] and not cd.exists()
+    assert not (root / "etc/default/kubeling-containerd").exists()

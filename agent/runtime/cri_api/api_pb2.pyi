@@ -215,10 +215,10 @@ class LinuxPodSandboxConfig(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     cgroup_parent: str
     security_context: LinuxSandboxSecurityContext
-    sysctls: _containers.RepeatedCompositeFieldContainer[LinuxPodSandboxConfig.SysctlsEntry]
+    sysctls: _containers.ScalarMap[str, str]
     overhead: LinuxContainerResources
     resources: LinuxContainerResources
-    def __init__(self, cgroup_parent: _Optional[str] = ..., security_context: _Optional[_Union[LinuxSandboxSecurityContext, _Mapping]] = ..., sysctls: _Optional[_Iterable[_Union[LinuxPodSandboxConfig.SysctlsEntry, _Mapping]]] = ..., overhead: _Optional[_Union[LinuxContainerResources, _Mapping]] = ..., resources: _Optional[_Union[LinuxContainerResources, _Mapping]] = ...) -> None: ...
+    def __init__(self, cgroup_parent: _Optional[str] = ..., security_context: _Optional[_Union[LinuxSandboxSecurityContext, _Mapping]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., overhead: _Optional[_Union[LinuxContainerResources, _Mapping]] = ..., resources: _Optional[_Union[LinuxContainerResources, _Mapping]] = ...) -> None: ...
 
 class PodSandboxMetadata(_message.Message):
     __slots__ = ("name", "uid", "namespace", "attempt")
@@ -262,11 +262,11 @@ class PodSandboxConfig(_message.Message):
     log_directory: str
     dns_config: DNSConfig
     port_mappings: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    labels: _containers.RepeatedCompositeFieldContainer[PodSandboxConfig.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[PodSandboxConfig.AnnotationsEntry]
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
     linux: LinuxPodSandboxConfig
     windows: WindowsPodSandboxConfig
-    def __init__(self, metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., hostname: _Optional[str] = ..., log_directory: _Optional[str] = ..., dns_config: _Optional[_Union[DNSConfig, _Mapping]] = ..., port_mappings: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[PodSandboxConfig.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[PodSandboxConfig.AnnotationsEntry, _Mapping]]] = ..., linux: _Optional[_Union[LinuxPodSandboxConfig, _Mapping]] = ..., windows: _Optional[_Union[WindowsPodSandboxConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., hostname: _Optional[str] = ..., log_directory: _Optional[str] = ..., dns_config: _Optional[_Union[DNSConfig, _Mapping]] = ..., port_mappings: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., linux: _Optional[_Union[LinuxPodSandboxConfig, _Mapping]] = ..., windows: _Optional[_Union[WindowsPodSandboxConfig, _Mapping]] = ...) -> None: ...
 
 class RunPodSandboxRequest(_message.Message):
     __slots__ = ("config", "runtime_handler")
@@ -367,10 +367,10 @@ class PodSandboxStatus(_message.Message):
     created_at: int
     network: PodSandboxNetworkStatus
     linux: LinuxPodSandboxStatus
-    labels: _containers.RepeatedCompositeFieldContainer[PodSandboxStatus.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[PodSandboxStatus.AnnotationsEntry]
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
     runtime_handler: str
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., state: _Optional[_Union[PodSandboxState, str]] = ..., created_at: _Optional[int] = ..., network: _Optional[_Union[PodSandboxNetworkStatus, _Mapping]] = ..., linux: _Optional[_Union[LinuxPodSandboxStatus, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[PodSandboxStatus.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[PodSandboxStatus.AnnotationsEntry, _Mapping]]] = ..., runtime_handler: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., state: _Optional[_Union[PodSandboxState, str]] = ..., created_at: _Optional[int] = ..., network: _Optional[_Union[PodSandboxNetworkStatus, _Mapping]] = ..., linux: _Optional[_Union[LinuxPodSandboxStatus, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., runtime_handler: _Optional[str] = ...) -> None: ...
 
 class PodSandboxStatusResponse(_message.Message):
     __slots__ = ("status", "info")
@@ -384,8 +384,8 @@ class PodSandboxStatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     status: PodSandboxStatus
-    info: _containers.RepeatedCompositeFieldContainer[PodSandboxStatusResponse.InfoEntry]
-    def __init__(self, status: _Optional[_Union[PodSandboxStatus, _Mapping]] = ..., info: _Optional[_Iterable[_Union[PodSandboxStatusResponse.InfoEntry, _Mapping]]] = ...) -> None: ...
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[PodSandboxStatus, _Mapping]] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PodSandboxStateValue(_message.Message):
     __slots__ = ("state",)
@@ -407,8 +407,8 @@ class PodSandboxFilter(_message.Message):
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: PodSandboxStateValue
-    label_selector: _containers.RepeatedCompositeFieldContainer[PodSandboxFilter.LabelSelectorEntry]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[PodSandboxStateValue, _Mapping]] = ..., label_selector: _Optional[_Iterable[_Union[PodSandboxFilter.LabelSelectorEntry, _Mapping]]] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[PodSandboxStateValue, _Mapping]] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListPodSandboxRequest(_message.Message):
     __slots__ = ("filter",)
@@ -443,10 +443,10 @@ class PodSandbox(_message.Message):
     metadata: PodSandboxMetadata
     state: PodSandboxState
     created_at: int
-    labels: _containers.RepeatedCompositeFieldContainer[PodSandbox.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[PodSandbox.AnnotationsEntry]
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
     runtime_handler: str
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., state: _Optional[_Union[PodSandboxState, str]] = ..., created_at: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[PodSandbox.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[PodSandbox.AnnotationsEntry, _Mapping]]] = ..., runtime_handler: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., state: _Optional[_Union[PodSandboxState, str]] = ..., created_at: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., runtime_handler: _Optional[str] = ...) -> None: ...
 
 class ListPodSandboxResponse(_message.Message):
     __slots__ = ("items",)
@@ -478,8 +478,8 @@ class PodSandboxStatsFilter(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
-    label_selector: _containers.RepeatedCompositeFieldContainer[PodSandboxStatsFilter.LabelSelectorEntry]
-    def __init__(self, id: _Optional[str] = ..., label_selector: _Optional[_Iterable[_Union[PodSandboxStatsFilter.LabelSelectorEntry, _Mapping]]] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListPodSandboxStatsRequest(_message.Message):
     __slots__ = ("filter",)
@@ -515,9 +515,9 @@ class PodSandboxAttributes(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     metadata: PodSandboxMetadata
-    labels: _containers.RepeatedCompositeFieldContainer[PodSandboxAttributes.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[PodSandboxAttributes.AnnotationsEntry]
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[PodSandboxAttributes.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[PodSandboxAttributes.AnnotationsEntry, _Mapping]]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[PodSandboxMetadata, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PodSandboxStats(_message.Message):
     __slots__ = ("attributes", "linux", "windows")
@@ -591,8 +591,8 @@ class ImageSpec(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     image: str
-    annotations: _containers.RepeatedCompositeFieldContainer[ImageSpec.AnnotationsEntry]
-    def __init__(self, image: _Optional[str] = ..., annotations: _Optional[_Iterable[_Union[ImageSpec.AnnotationsEntry, _Mapping]]] = ...) -> None: ...
+    annotations: _containers.ScalarMap[str, str]
+    def __init__(self, image: _Optional[str] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class KeyValue(_message.Message):
     __slots__ = ("key", "value")
@@ -629,9 +629,9 @@ class LinuxContainerResources(_message.Message):
     cpuset_cpus: str
     cpuset_mems: str
     hugepage_limits: _containers.RepeatedCompositeFieldContainer[HugepageLimit]
-    unified: _containers.RepeatedCompositeFieldContainer[LinuxContainerResources.UnifiedEntry]
+    unified: _containers.ScalarMap[str, str]
     memory_swap_limit_in_bytes: int
-    def __init__(self, cpu_period: _Optional[int] = ..., cpu_quota: _Optional[int] = ..., cpu_shares: _Optional[int] = ..., memory_limit_in_bytes: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., cpuset_cpus: _Optional[str] = ..., cpuset_mems: _Optional[str] = ..., hugepage_limits: _Optional[_Iterable[_Union[HugepageLimit, _Mapping]]] = ..., unified: _Optional[_Iterable[_Union[LinuxContainerResources.UnifiedEntry, _Mapping]]] = ..., memory_swap_limit_in_bytes: _Optional[int] = ...) -> None: ...
+    def __init__(self, cpu_period: _Optional[int] = ..., cpu_quota: _Optional[int] = ..., cpu_shares: _Optional[int] = ..., memory_limit_in_bytes: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., cpuset_cpus: _Optional[str] = ..., cpuset_mems: _Optional[str] = ..., hugepage_limits: _Optional[_Iterable[_Union[HugepageLimit, _Mapping]]] = ..., unified: _Optional[_Mapping[str, str]] = ..., memory_swap_limit_in_bytes: _Optional[int] = ...) -> None: ...
 
 class HugepageLimit(_message.Message):
     __slots__ = ("page_size", "limit")
@@ -813,15 +813,15 @@ class ContainerConfig(_message.Message):
     envs: _containers.RepeatedCompositeFieldContainer[KeyValue]
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     devices: _containers.RepeatedCompositeFieldContainer[Device]
-    labels: _containers.RepeatedCompositeFieldContainer[ContainerConfig.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[ContainerConfig.AnnotationsEntry]
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
     log_path: str
     stdin: bool
     stdin_once: bool
     tty: bool
     linux: LinuxContainerConfig
     windows: WindowsContainerConfig
-    def __init__(self, metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[ContainerConfig.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[ContainerConfig.AnnotationsEntry, _Mapping]]] = ..., log_path: _Optional[str] = ..., stdin: _Optional[bool] = ..., stdin_once: _Optional[bool] = ..., tty: _Optional[bool] = ..., linux: _Optional[_Union[LinuxContainerConfig, _Mapping]] = ..., windows: _Optional[_Union[WindowsContainerConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., envs: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., log_path: _Optional[str] = ..., stdin: _Optional[bool] = ..., stdin_once: _Optional[bool] = ..., tty: _Optional[bool] = ..., linux: _Optional[_Union[LinuxContainerConfig, _Mapping]] = ..., windows: _Optional[_Union[WindowsContainerConfig, _Mapping]] = ...) -> None: ...
 
 class CreateContainerRequest(_message.Message):
     __slots__ = ("pod_sandbox_id", "config", "sandbox_config")
@@ -893,8 +893,8 @@ class ContainerFilter(_message.Message):
     id: str
     state: ContainerStateValue
     pod_sandbox_id: str
-    label_selector: _containers.RepeatedCompositeFieldContainer[ContainerFilter.LabelSelectorEntry]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ContainerStateValue, _Mapping]] = ..., pod_sandbox_id: _Optional[str] = ..., label_selector: _Optional[_Iterable[_Union[ContainerFilter.LabelSelectorEntry, _Mapping]]] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ContainerStateValue, _Mapping]] = ..., pod_sandbox_id: _Optional[str] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListContainersRequest(_message.Message):
     __slots__ = ("filter",)
@@ -934,9 +934,9 @@ class Container(_message.Message):
     image_ref: str
     state: ContainerState
     created_at: int
-    labels: _containers.RepeatedCompositeFieldContainer[Container.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[Container.AnnotationsEntry]
-    def __init__(self, id: _Optional[str] = ..., pod_sandbox_id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., image_ref: _Optional[str] = ..., state: _Optional[_Union[ContainerState, str]] = ..., created_at: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[Container.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[Container.AnnotationsEntry, _Mapping]]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., pod_sandbox_id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., image_ref: _Optional[str] = ..., state: _Optional[_Union[ContainerState, str]] = ..., created_at: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListContainersResponse(_message.Message):
     __slots__ = ("containers",)
@@ -995,12 +995,12 @@ class ContainerStatus(_message.Message):
     image_ref: str
     reason: str
     message: str
-    labels: _containers.RepeatedCompositeFieldContainer[ContainerStatus.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[ContainerStatus.AnnotationsEntry]
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     log_path: str
     resources: ContainerResources
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., state: _Optional[_Union[ContainerState, str]] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., exit_code: _Optional[int] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., image_ref: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[ContainerStatus.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[ContainerStatus.AnnotationsEntry, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., log_path: _Optional[str] = ..., resources: _Optional[_Union[ContainerResources, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., state: _Optional[_Union[ContainerState, str]] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., exit_code: _Optional[int] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., image_ref: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., log_path: _Optional[str] = ..., resources: _Optional[_Union[ContainerResources, _Mapping]] = ...) -> None: ...
 
 class ContainerStatusResponse(_message.Message):
     __slots__ = ("status", "info")
@@ -1014,8 +1014,8 @@ class ContainerStatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     status: ContainerStatus
-    info: _containers.RepeatedCompositeFieldContainer[ContainerStatusResponse.InfoEntry]
-    def __init__(self, status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., info: _Optional[_Iterable[_Union[ContainerStatusResponse.InfoEntry, _Mapping]]] = ...) -> None: ...
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ContainerResources(_message.Message):
     __slots__ = ("linux", "windows")
@@ -1041,8 +1041,8 @@ class UpdateContainerResourcesRequest(_message.Message):
     container_id: str
     linux: LinuxContainerResources
     windows: WindowsContainerResources
-    annotations: _containers.RepeatedCompositeFieldContainer[UpdateContainerResourcesRequest.AnnotationsEntry]
-    def __init__(self, container_id: _Optional[str] = ..., linux: _Optional[_Union[LinuxContainerResources, _Mapping]] = ..., windows: _Optional[_Union[WindowsContainerResources, _Mapping]] = ..., annotations: _Optional[_Iterable[_Union[UpdateContainerResourcesRequest.AnnotationsEntry, _Mapping]]] = ...) -> None: ...
+    annotations: _containers.ScalarMap[str, str]
+    def __init__(self, container_id: _Optional[str] = ..., linux: _Optional[_Union[LinuxContainerResources, _Mapping]] = ..., windows: _Optional[_Union[WindowsContainerResources, _Mapping]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpdateContainerResourcesResponse(_message.Message):
     __slots__ = ()
@@ -1182,8 +1182,8 @@ class ImageStatusResponse(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     image: Image
-    info: _containers.RepeatedCompositeFieldContainer[ImageStatusResponse.InfoEntry]
-    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., info: _Optional[_Iterable[_Union[ImageStatusResponse.InfoEntry, _Mapping]]] = ...) -> None: ...
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AuthConfig(_message.Message):
     __slots__ = ("username", "password", "auth", "server_address", "identity_token", "registry_token")
@@ -1285,8 +1285,8 @@ class StatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     status: RuntimeStatus
-    info: _containers.RepeatedCompositeFieldContainer[StatusResponse.InfoEntry]
-    def __init__(self, status: _Optional[_Union[RuntimeStatus, _Mapping]] = ..., info: _Optional[_Iterable[_Union[StatusResponse.InfoEntry, _Mapping]]] = ...) -> None: ...
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[RuntimeStatus, _Mapping]] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ImageFsInfoRequest(_message.Message):
     __slots__ = ()
@@ -1354,8 +1354,8 @@ class ContainerStatsFilter(_message.Message):
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     pod_sandbox_id: str
-    label_selector: _containers.RepeatedCompositeFieldContainer[ContainerStatsFilter.LabelSelectorEntry]
-    def __init__(self, id: _Optional[str] = ..., pod_sandbox_id: _Optional[str] = ..., label_selector: _Optional[_Iterable[_Union[ContainerStatsFilter.LabelSelectorEntry, _Mapping]]] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., pod_sandbox_id: _Optional[str] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListContainerStatsResponse(_message.Message):
     __slots__ = ("stats",)
@@ -1385,9 +1385,9 @@ class ContainerAttributes(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     metadata: ContainerMetadata
-    labels: _containers.RepeatedCompositeFieldContainer[ContainerAttributes.LabelsEntry]
-    annotations: _containers.RepeatedCompositeFieldContainer[ContainerAttributes.AnnotationsEntry]
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[ContainerAttributes.LabelsEntry, _Mapping]]] = ..., annotations: _Optional[_Iterable[_Union[ContainerAttributes.AnnotationsEntry, _Mapping]]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ContainerStats(_message.Message):
     __slots__ = ("attributes", "cpu", "memory", "writable_layer")

@@ -1,6 +1,7 @@
 """Test nodes for the agent e2e tests: each node is a network namespace with its
-own dockerd (images copied in from the host's), a veth to the root namespace so
-the agent inside reaches the API server, and the agent process itself.
+own dockerd (images copied in from the host's) or, with runtime="containerd", its
+own containerd spoken to through CRI, a veth to the root namespace so the agent
+inside reaches the API server, and the agent process itself.
 
 Everything a node makes lives under names carrying its random suffix and is
 removed by `destroy()`, which also checks that nothing stayed behind."""
@@ -17,12 +18,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from containerd_node import ContainerdDaemon
 from tests.conftest import free_link_net, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 IMAGES = ("busybox:latest", "kubeling/pause:3.9")
 TEST_ROOT = Path("/var/lib/kubeling-test")
+RUNTIMES = ("docker", "containerd")
+
+
+def parametrize_runtime(metafunc: Any, scope: str = "function") -> None:
+    """Run a test that takes `node_runtime` (directly or through a node fixture) once on each
+    runtime, the runtime in its id; KUBELING_TEST_RUNTIME keeps only that runtime."""
+    if "node_runtime" not in metafunc.fixturenames:
+        return
+    only = os.environ.get("KUBELING_TEST_RUNTIME")
+    metafunc.parametrize("node_runtime", [r for r in RUNTIMES if not only or r == only], scope=scope)
 
 
 def sh(*args: str, check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
@@ -42,7 +54,7 @@ def ensure_host_images() -> None:
 @dataclass
 class TestNode:
     __test__ = False  # a harness, not a test class
-    """A node: netns + dockerd + agent. Call create(), start_agent(), destroy()."""
+    """A node: netns + dockerd or containerd + agent. Call create(), start_agent(), destroy()."""
 
     apiserver_port: int
     token: str
@@ -56,6 +68,9 @@ class TestNode:
     scheme: str = "http"
     ca_pem: bytes | None = None   # with scheme "https": the API server's CA
     client_ca: Path | None = None  # the agent's --client-ca-file (the apiserver's kubelet client CA)
+    # "docker", or "containerd" (the agent gets --container-runtime-endpoint); KUBELING_TEST_RUNTIME
+    # sets the default, so the agent e2e tests can run on either.
+    runtime: str = field(default_factory=lambda: os.environ.get("KUBELING_TEST_RUNTIME") or "docker")
 
     def __post_init__(self) -> None:
         suffix = self.name[3:]
@@ -74,6 +89,8 @@ class TestNode:
         self.agent_log = self.base / "agent.log"
         self.proxy_log = self.base / "proxy.log"
         self.dockerd_log = self.base / "dockerd.log"
+        self.containerd = ContainerdDaemon(self.base, self.run_dir, self.netns_path, self.cni_conf_dir,
+                                           f"/kubeling-test-{suffix}") if self.runtime == "containerd" else None
 
     # ---- helpers -----------------------------------------------------------------
 
@@ -81,14 +98,56 @@ class TestNode:
         return sh("nsenter", f"--net={self.netns_path}", *args, check=check, timeout=timeout)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        if self.containerd is not None and args[:1] == ("exec",):
+            # The one docker command tests use that a containerd node can answer too.
+            return self.container_exec(*args[1:], check=check, timeout=timeout)
         return sh(DOCKER, "-H", self.sock, *args, check=check, timeout=timeout, env=docker_env())
 
     def containers(self, all_: bool = True) -> list[dict[str, Any]]:
-        """Containers in this node's dockerd with their labels."""
+        """Containers in this node's dockerd (or containerd), the same keys on both: ID, Names (the
+        runtime's name), State, LabelMap, Container (its container name, "POD" for a sandbox) and
+        SandboxID (an app container's sandbox)."""
+        if self.containerd is not None:
+            return self._containerd_containers(all_)
         out = self.docker("ps", "--no-trunc", "--format", "{{json .}}", *(["-a"] if all_ else [])).stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         for r in rows:
-            r["LabelMap"] = dict(kv.split("=", 1) for kv in r.get("Labels", "").split(",") if "=" in kv)
+            r["LabelMap"] = labels = dict(kv.split("=", 1) for kv in r.get("Labels", "").split(",") if "=" in kv)
+            r["Container"] = labels.get("io.kubernetes.container.name", "")
+            r["SandboxID"] = labels.get("io.kubernetes.sandbox.id", "")
+        return rows
+
+    def kube_container_name(self, pod: dict[str, Any], container: str, attempt: int = 0) -> str:
+        """The name the runtime gives a pod's container ("POD": its sandbox): dockershim's
+        k8s_<container>_<pod>_<ns>_<uid>_<attempt>, containerd's CRI <container>_<pod>_<ns>_<uid>_<attempt>
+        (the sandbox without the container part)."""
+        meta = pod["metadata"]
+        tail = f"{meta['name']}_{meta['namespace']}_{meta['uid']}_{attempt}"
+        if self.containerd is None:
+            return f"k8s_{container}_{tail}"
+        return tail if container == "POD" else f"{container}_{tail}"
+
+    def _containerd_containers(self, all_: bool) -> list[dict[str, Any]]:
+        running = set()
+        for line in self.containerd.ctr("tasks", "ls").stdout.splitlines()[1:]:
+            w = line.split()
+            if len(w) >= 3 and w[2] == "RUNNING":
+                running.add(w[0])
+        rows = []
+        for cid in self.containerd.ctr("containers", "ls", "-q").stdout.split():
+            if not all_ and cid not in running:
+                continue
+            info = self.containerd.ctr("containers", "info", cid, check=False)
+            if info.returncode:
+                continue  # removed meanwhile
+            doc = json.loads(info.stdout)
+            labels = doc.get("Labels") or {}
+            meta = self.containerd.cri_metadata(doc)
+            sandbox = labels.get("io.cri-containerd.kind") == "sandbox"
+            rows.append({"ID": cid, "Image": doc.get("Image", ""), "LabelMap": labels,
+                         "State": "running" if cid in running else "exited", "Names": meta.get("Name", ""),
+                         "Container": "POD" if sandbox else labels.get("io.kubernetes.container.name", ""),
+                         "SandboxID": "" if sandbox else meta.get("SandboxID", "")})
         return rows
 
     def http_get(self, url: str, timeout: float = 5) -> str:
@@ -100,6 +159,88 @@ class TestNode:
     def api_client(self):
         import docker
         return docker.APIClient(base_url=self.sock, version="1.41")
+
+    # ---- the runtime, whichever it is (tests stay runtime-neutral through these) ----
+
+    @property
+    def container_id_prefix(self) -> str:
+        """What pod statuses' containerID starts with: "<runtime>://"."""
+        return f"{self.runtime}://"
+
+    @property
+    def image_id_prefix(self) -> str:
+        """What pod statuses' imageID starts with (dockershim kept its docker:// scheme)."""
+        return "docker://sha256:" if self.containerd is None else "sha256:"
+
+    def runtime_version(self) -> str:
+        """The version the runtime itself reports (nodeInfo.containerRuntimeVersion is "<runtime>://<this>")."""
+        if self.containerd is None:
+            return self.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+        out = self.containerd.ctr("version").stdout
+        server = out[out.index("Server:"):]
+        return server.split("Version:", 1)[1].split()[0].removeprefix("v")
+
+    def container_exec(self, cid: str, *cmd: str, check: bool = True,
+                       timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run cmd in the running container cid (by the runtime's own CLI, not through the agent)."""
+        if self.containerd is not None:
+            return self.containerd.ctr("tasks", "exec", "--exec-id", f"test-{secrets.token_hex(4)}", cid, *cmd,
+                                       check=check, timeout=timeout)
+        return sh(DOCKER, "-H", self.sock, "exec", cid, *cmd, check=check, timeout=timeout, env=docker_env())
+
+    def container_pid(self, cid: str) -> int:
+        """The host pid of running container cid's main process (0 when it does not run)."""
+        if self.containerd is None:
+            return int(self.docker("inspect", "--format", "{{.State.Pid}}", cid).stdout.strip() or 0)
+        for line in self.containerd.ctr("tasks", "ls").stdout.splitlines()[1:]:
+            w = line.split()
+            if len(w) >= 3 and w[0] == cid and w[2] == "RUNNING":
+                return int(w[1])
+        return 0
+
+    def container_logs(self, cid: str) -> str:
+        """What container cid wrote (stdout and stderr), as the runtime keeps it: `docker logs`,
+        or the CRI log file containerd wrote (lines "<time> <stream> <P|F> <text>")."""
+        if self.containerd is None:
+            r = self.docker("logs", cid)
+            return r.stdout + r.stderr
+        path = self.containerd.container_meta(cid)["LogPath"]
+        text = []
+        for line in Path(path).read_text().splitlines():
+            _, _, tag, msg = (line.split(" ", 3) + [""])[:4]
+            text.append(msg if tag == "P" else msg + "\n")
+        return "".join(text)
+
+    def container_limits(self, cid: str) -> dict[str, int]:
+        """The cgroup limits the runtime gave container cid: memory and swap (bytes), CPU quota,
+        period and shares."""
+        if self.containerd is None:
+            hc = self.api_client().inspect_container(cid)["HostConfig"]
+            return {"memory": hc["Memory"], "memory_swap": hc["MemorySwap"], "cpu_quota": hc["CpuQuota"],
+                    "cpu_period": hc["CpuPeriod"], "cpu_shares": hc["CpuShares"]}
+        res = self.containerd.container_info(cid)["Spec"]["linux"]["resources"]
+        mem, cpu = res.get("memory") or {}, res.get("cpu") or {}
+        return {"memory": mem.get("limit", 0), "memory_swap": mem.get("swap", 0), "cpu_quota": cpu.get("quota", 0),
+                "cpu_period": cpu.get("period", 0), "cpu_shares": cpu.get("shares", 0)}
+
+    def pod_log_dirs(self) -> list[Path]:
+        """Pod log directories the runtime keeps outside its containers (CRI's; Docker keeps a
+        container's log with the container)."""
+        return [] if self.containerd is None else sorted(self.containerd.log_root.glob("*"))
+
+    def stop_runtime(self) -> None:
+        """Stop the runtime's daemon; running containers stay (containerd's shims, dockerd's
+        --live-restore), as when the daemon is restarted on a real node."""
+        if self.containerd is None:
+            self.stop_dockerd()
+        else:
+            self.containerd.stop_daemon()
+
+    def start_runtime(self) -> None:
+        if self.containerd is None:
+            self.start_dockerd()
+        else:
+            self.containerd.start_daemon()
 
     def ipam_files(self) -> list[str]:
         d = self.agent_root / "ipam"
@@ -121,13 +262,17 @@ class TestNode:
         sh("ip", "link", "set", self.root_veth, "up")
         self.ns("ip", "addr", "add", f"{self.node_ip}/30", "dev", self.node_veth)
         self.ns("ip", "link", "set", self.node_veth, "up")
+        from kubeling.kubeconfig import write
+        if self.containerd is not None:
+            self.containerd.start(tuple(sorted(IMAGES, key=lambda i: "pause" not in i)))
+            write(str(self.kubeconfig), self.server, self.token, self.ca_pem)
+            return
         self.start_dockerd()
         save = subprocess.Popen([DOCKER, "save", *IMAGES], stdout=subprocess.PIPE, env=docker_env())
         load = subprocess.run([DOCKER, "-H", self.sock, "load"], stdin=save.stdout, capture_output=True,
                               env=docker_env(), timeout=120)
         save.wait()
         assert load.returncode == 0 and save.returncode == 0, load.stderr
-        from kubeling.kubeconfig import write
         write(str(self.kubeconfig), self.server, self.token, self.ca_pem)
 
     def start_dockerd(self) -> None:
@@ -136,7 +281,7 @@ class TestNode:
             ["nsenter", f"--net={self.netns_path}", "dockerd", "--data-root", str(self.base / "docker"),
              "--exec-root", str(self.run_dir / "docker-exec"), "-H", self.sock,
              "--pidfile", str(self.run_dir / "docker.pid"), "--bridge=none", "--iptables=false",
-             "--ip-forward=false", "--ip-masq=false"],
+             "--ip-forward=false", "--ip-masq=false", "--live-restore"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self.docker("info", check=False, timeout=10).returncode == 0, 60, f"dockerd of {self.name}")
 
@@ -166,10 +311,17 @@ class TestNode:
             stop_process(self.dockerd_proc, 30)
             self.dockerd_proc = None
 
+    def runtime_args(self, socket: str | None = None) -> list[str]:
+        """The agent's flags for this node's runtime; `socket` ("unix://...") in place of its own."""
+        if self.containerd is None:
+            return ["--docker-host", socket or self.sock]
+        return ["--container-runtime-endpoint", socket or self.containerd.endpoint, "--pod-logs-dir",
+                str(self.containerd.log_root), "--cgroup-root", self.containerd.cgroup_root]
+
     def start_agent(self, *extra: str) -> None:
         args = [
             "nsenter", f"--net={self.netns_path}", sys.executable, "-m", "agent",
-            "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, "--docker-host", self.sock,
+            "--kubeconfig", str(self.kubeconfig), "--node-name", self.name, *self.runtime_args(),
             "--cni-conf-dir", str(self.cni_conf_dir), "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni",
             "--root-dir", str(self.agent_root), "--logs-port", str(self.logs_port),
             *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
@@ -181,7 +333,7 @@ class TestNode:
     def agent_teardown(self, *extra: str) -> subprocess.CompletedProcess:
         """`agent --teardown` in the node's namespace, as `kubeling down`/`reset` run it."""
         return self.ns(sys.executable, "-m", "agent", "--teardown", "--kubeconfig", str(self.kubeconfig),
-                       "--node-name", self.name, "--docker-host", self.sock, "--cni-conf-dir",
+                       "--node-name", self.name, *self.runtime_args(), "--cni-conf-dir",
                        str(self.cni_conf_dir), "--root-dir", str(self.agent_root), *self.extra_args, *extra,
                        timeout=120)
 
@@ -204,14 +356,14 @@ class TestNode:
 
     def pod_exec(self, namespace: str, pod: str, container: str, *cmd: str, check: bool = False,
                  timeout: float = 30) -> subprocess.CompletedProcess:
-        """`docker exec` into a running container of a pod on this node."""
+        """container_exec into the running container of a pod on this node."""
         ids = [r["ID"] for r in self.containers(all_=False)
                if r["LabelMap"].get("io.kubernetes.pod.namespace") == namespace
                and r["LabelMap"].get("io.kubernetes.pod.name") == pod
                and r["LabelMap"].get("io.kubernetes.container.name") == container]
         if not ids:
             raise LookupError(f"no running container {container} of pod {namespace}/{pod} on {self.name}")
-        return self.docker("exec", ids[0], *cmd, check=check, timeout=timeout)
+        return self.container_exec(ids[0], *cmd, check=check, timeout=timeout)
 
     def stop_agent(self, kill: bool = False) -> None:
         if self.agent_proc is None:
@@ -244,6 +396,18 @@ class TestNode:
             if ids:
                 self.docker("rm", "-f", *ids, check=False)
             self.stop_dockerd()
+        if self.containerd is not None:
+            # What the agent left (tests that stop it early) goes through CRI, then containerd stops.
+            try:
+                self.containerd.remove_all_sandboxes()
+            except Exception as exc:
+                problems.append(f"removing sandboxes failed: {exc}")
+            # containerd's CNI DEL on each sandbox's stop gives its IP back.
+            problems += [f"IP allocation left: {a}" for a in self.ipam_files()]
+            problems += self.containerd.stop()
+        # dockerd with --live-restore keeps the bind mount of its data root on itself when it exits
+        # (containers outlive it); that one is its own, not a leak.
+        sh("umount", str(self.base / "docker"), check=False)
         for p in (self.base / "docker", self.run_dir):
             if p.exists():
                 # dockerd unmounts on exit; anything still mounted would be a leak.

@@ -1,6 +1,6 @@
 """Fixtures for the agent e2e tests: an API server reachable from node network
-namespaces, and test nodes (netns + dockerd + agent) torn down after each test
-with a check that nothing stayed behind."""
+namespaces, and test nodes (netns + dockerd or containerd + agent) torn down after each test
+with a check that nothing stayed behind. Tests taking a node run on each runtime."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, sh
+from agent_nodes import DOCKER, TestNode, docker_env, ensure_host_images, parametrize_runtime, sh
 from tests.conftest import REPO, start_apiserver, stop_process
 
 pytestmark = pytest.mark.e2e
@@ -35,15 +35,23 @@ def apiserver(etcd, tmp_path_factory):
     stop_process(proc)
 
 
+def pytest_generate_tests(metafunc) -> None:
+    # Every test that takes a node (or `node_runtime`) runs once per runtime, the runtime in its id.
+    parametrize_runtime(metafunc)
+
+
 @pytest.fixture
-def node_factory(apiserver):
+def make_node(apiserver):
+    """Nodes of any runtime for one test; each is destroyed afterwards and must leave nothing."""
     before = _host_k8s_containers()
     nodes: list[TestNode] = []
 
-    def make(start_agent: bool = True, extra_args: list[str] | None = None) -> TestNode:
+    def make(start_agent: bool = True, extra_args: list[str] | None = None, runtime: str | None = None) -> TestNode:
+        """runtime None: KUBELING_TEST_RUNTIME's, else docker (see TestNode)."""
         port = int(apiserver.url.rsplit(":", 1)[1])
         n = TestNode(port, apiserver.token, f"10.244.{secrets.randbelow(250) + 1}.0/24",
-                     extra_args=extra_args or [], client_ca=apiserver.kubelet_ca)
+                     extra_args=extra_args or [], client_ca=apiserver.kubelet_ca,
+                     **({"runtime": runtime} if runtime else {}))
         nodes.append(n)
         n.create()
         if start_agent:
@@ -63,8 +71,22 @@ def node_factory(apiserver):
 
 
 @pytest.fixture
+def node_factory(make_node, node_runtime: str):
+    """make_node on the test's runtime (its parameter)."""
+    def make(start_agent: bool = True, extra_args: list[str] | None = None) -> TestNode:
+        return make_node(start_agent, extra_args, node_runtime)
+    return make
+
+
+@pytest.fixture
 def node(node_factory) -> TestNode:
     return node_factory()
+
+
+@pytest.fixture
+def containerd_node(make_node) -> TestNode:
+    """A node whose agent runs pods through CRI on a containerd of its own (tests of containerd alone)."""
+    return make_node(runtime="containerd")
 
 
 @pytest.fixture

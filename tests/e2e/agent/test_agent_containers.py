@@ -29,6 +29,7 @@ async def test_restart_always_crash_backoff(client, namespace, node):
     assert "back-off 10s restarting failed container=c" in cs["state"]["waiting"]["message"]
     assert cs["restartCount"] == 1
     assert cs["lastState"]["terminated"]["exitCode"] == 1 and cs["lastState"]["terminated"]["reason"] == "Error"
+    assert cs["lastState"]["terminated"]["containerID"].startswith(node.container_id_prefix)
     assert p["status"]["phase"] == "Running" and condition(p, "Ready") == "False"
     finished = parse_time(cs["lastState"]["terminated"]["finishedAt"])
     p = await wait_pod(client, namespace, "crash", lambda p: container_status(p, "c")["restartCount"] >= 2,
@@ -94,9 +95,9 @@ async def test_init_containers_env_and_shared_empty_dir(client, namespace, node)
         assert st["state"]["terminated"]["reason"] == "Completed" and st["ready"] is True
     assert condition(p, "Initialized") == "True"
     reader = container_status(p, "reader")["containerID"].split("//")[1]
-    await wait_until(lambda: node.docker("exec", reader, "cat", "/in/seen", check=False).stdout == "one\ntwo\n",
+    await wait_until(lambda: node.container_exec(reader, "cat", "/in/seen", check=False).stdout == "one\ntwo\n",
                      10, "the app to see both init containers' writes")
-    env = dict(line.split("=", 1) for line in node.docker("exec", reader, "cat", "/in/env").stdout.splitlines()
+    env = dict(line.split("=", 1) for line in node.container_exec(reader, "cat", "/in/env").stdout.splitlines()
                if "=" in line)
     assert env["POD_NAME"] == "init" and env["POD_NS"] == namespace and env["NODE"] == node.name
     assert env["POD_UID"] == p["metadata"]["uid"] and env["POD_IP"] == p["status"]["podIP"]
@@ -104,12 +105,12 @@ async def test_init_containers_env_and_shared_empty_dir(client, namespace, node)
     assert env["GREETING"] == "hi-init-$-$(NOPE)"
     assert env["HOSTNAME"] == "init"
     # read-only mount is read-only
-    assert node.docker("exec", reader, "touch", "/in/x", check=False).returncode != 0
+    assert node.container_exec(reader, "touch", "/in/x", check=False).returncode != 0
     # limits and requests reach the cgroup settings
     main = container_status(p, "main")["containerID"].split("//")[1]
-    hc = node.api_client().inspect_container(main)["HostConfig"]
-    assert hc["Memory"] == 64 * 2**20 and hc["MemorySwap"] == 64 * 2**20
-    assert hc["CpuQuota"] == 25000 and hc["CpuPeriod"] == 100000 and hc["CpuShares"] == 102
+    lim = node.container_limits(main)
+    assert lim["memory"] == 64 * 2**20 and lim["memory_swap"] == 64 * 2**20
+    assert lim["cpu_quota"] == 25000 and lim["cpu_period"] == 100000 and lim["cpu_shares"] == 102
 
 
 async def test_init_failure_with_never_fails_pod(client, namespace, node):

@@ -3,7 +3,6 @@ the logs endpoint."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -130,9 +129,9 @@ async def test_container_logs_endpoint(client, namespace, node, apiserver):
     p = await client.get(PODS, "talk", namespace)
     cs = container_status(p, "c")
     last_id = cs["lastState"]["terminated"]["containerID"].split("//")[1]
-    docker_prev = node.docker("logs", last_id).stdout
+    runtime_prev = node.container_logs(last_id)
     assert [ln for ln in prev.splitlines() if ln.startswith("gen-")] == \
-        [ln for ln in docker_prev.splitlines() if ln.startswith("gen-")]
+        [ln for ln in runtime_prev.splitlines() if ln.startswith("gen-")]
     code, text = await asyncio.to_thread(_get, base + "?timestamps=true&tailLines=1")
     assert code == 200 and text[:4].isdigit() and "T" in text.split(" ")[0]
     code, text = await asyncio.to_thread(_get, f"https://{node.node_ip}:{node.logs_port}"
@@ -150,7 +149,7 @@ async def test_container_logs_endpoint(client, namespace, node, apiserver):
     # While the container is alive and silent, follow must keep the stream open.
     done, _ = await asyncio.wait({follow}, timeout=1.5)
     assert not done, f"follow returned while the container was still running: {follow.result()}"
-    node.docker("exec", container_status(p, "c")["containerID"].split("//")[1], "touch", "/tmp/go")
+    node.container_exec(container_status(p, "c")["containerID"].split("//")[1], "touch", "/tmp/go")
     code, text = await asyncio.wait_for(follow, 30)
     assert code == 200 and text == "tick1\ntick2\ntick3\n"
 
@@ -165,13 +164,11 @@ async def test_teardown_removes_every_pod_and_the_pod_network(client, namespace,
         await wait_pod(client, namespace, name, lambda p: condition(p, "Ready") == "True", 60, "Ready")
     assert len(node.ipam_files()) == 2 and node.ns("ip", "link", "show", "cni0", check=False).returncode == 0
     node.stop_agent()
-    out = node.ns(sys.executable, "-m", "agent", "--kubeconfig", str(node.kubeconfig), "--node-name", node.name,
-                  "--docker-host", node.sock, "--cni-conf-dir", str(node.cni_conf_dir),
-                  "--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni", "--root-dir", str(node.agent_root), "--teardown",
-                  timeout=120)
-    assert "removed 2 pod(s)" in out.stdout
+    out = node.agent_teardown("--cni-bin-dir", "/opt/cni/bin:/usr/lib/cni")
+    assert "removed 2 pod(s)" in out.stdout, out.stderr
     assert node.containers() == []
     assert node.ns("ip", "link", "show", "cni0", check=False).returncode != 0
     assert "veth" not in node.ns("ip", "-o", "link").stdout
     assert "KUBELING" not in node.ns("iptables-save").stdout
     assert not list(node.cni_conf_dir.glob("*.conflist")) and not node.agent_root.exists()
+    assert node.pod_log_dirs() == [], "pod log directories left"

@@ -26,12 +26,12 @@ PODS, NODES, LEASES, NAMESPACES = lookup("pods"), lookup("nodes"), lookup("lease
 
 
 @pytest.fixture
-async def joined_node(etcd, tmp_path):
+async def joined_node(etcd, tmp_path, node_runtime):
     if os.geteuid() != 0:
         pytest.fail("agent e2e tests need root")
     port = free_port()
     boot_token = new_bootstrap_token()
-    node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https")
+    node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https", runtime=node_runtime)
     # The serving certificate names the address the node reaches the apiserver on.
     api_proc, api = start_apiserver(etcd, tmp_path, token="e2e-admin", bind="0.0.0.0", tls=True,
                                     tls_hosts=(node.root_ip,), extra_tokens=bootstrap_token_line(boot_token),

@@ -6,6 +6,7 @@ import ipaddress
 import pytest
 
 from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
+from kubeling.errors import ApiError
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
@@ -30,27 +31,27 @@ async def test_pod_runs_with_ip(client, namespace, node):
     assert st["hostIP"] == node.node_ip
     cs = container_status(pod, "web")
     assert cs["ready"] is True and cs["started"] is True and cs["restartCount"] == 0
-    assert "running" in cs["state"] and cs["containerID"].startswith("docker://")
-    assert cs["imageID"].startswith("docker://sha256:")
+    assert "running" in cs["state"] and cs["containerID"].startswith(node.container_id_prefix)
+    assert cs["imageID"].startswith(node.image_id_prefix)
     for typ in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready", "PodScheduled"):
         assert condition(pod, typ) == "True", typ
     # The containers are real, labelled as Kubernetes labels them, and serve on the pod IP.
     rows = node.containers()
     uid = pod["metadata"]["uid"]
-    sandbox = [r for r in rows if r["LabelMap"].get("io.kubernetes.container.name") == "POD"]
-    app = [r for r in rows if r["LabelMap"].get("io.kubernetes.container.name") == "web"]
+    sandbox = [r for r in rows if r["Container"] == "POD"]
+    app = [r for r in rows if r["Container"] == "web"]
     assert len(sandbox) == 1 and len(app) == 1
-    assert sandbox[0]["Names"] == f"k8s_POD_web_{namespace}_{uid}_0"
-    assert app[0]["Names"] == f"k8s_web_web_{namespace}_{uid}_0"
-    assert app[0]["LabelMap"]["io.kubernetes.sandbox.id"] == sandbox[0]["ID"]
+    assert sandbox[0]["Names"] == node.kube_container_name(pod, "POD")
+    assert app[0]["Names"] == node.kube_container_name(pod, "web")
+    assert app[0]["SandboxID"] == sandbox[0]["ID"]
     assert app[0]["LabelMap"]["io.kubernetes.pod.uid"] == uid
-    assert cs["containerID"] == f"docker://{app[0]['ID']}"
+    assert cs["containerID"] == f"{node.container_id_prefix}{app[0]['ID']}"
     out = node.http_get(f"http://{st['podIP']}:8080/")
     assert out.strip() == "hello-from-pod"
     # hostname is the pod name and /etc/hosts carries the pod IP
-    hosts = node.docker("exec", app[0]["ID"], "cat", "/etc/hosts").stdout
+    hosts = node.container_exec(app[0]["ID"], "cat", "/etc/hosts").stdout
     assert f"{st['podIP']}\tweb" in hosts
-    assert node.docker("exec", app[0]["ID"], "hostname").stdout.strip() == "web"
+    assert node.container_exec(app[0]["ID"], "hostname").stdout.strip() == "web"
 
 
 async def test_two_pods_on_one_node_reach_each_other(client, namespace, node):
@@ -66,12 +67,12 @@ async def test_two_pods_on_one_node_reach_each_other(client, namespace, node):
     a_id = container_status(a, "srv")["containerID"].split("//")[1]
     # Ready means running here (no probe): httpd may need a moment to listen.
     url = f"http://{b['status']['podIP']}/"
-    await wait_until(lambda: node.docker("exec", a_id, "wget", "-q", "-O", "-", url, check=False
-                                         ).stdout.strip() == "I-am-b", 10, "pod a to reach pod b")
+    await wait_until(lambda: node.container_exec(a_id, "wget", "-q", "-O", "-", url, check=False
+                                                 ).stdout.strip() == "I-am-b", 10, "pod a to reach pod b")
     assert len(node.ipam_files()) == 2
 
 
-async def test_node_registration_and_lease(client, node_factory):
+async def test_node_registration_and_lease(client, namespace, node_factory):
     node = node_factory(extra_args=["--node-status-period", "1"])
     leases = lookup("leases")
 
@@ -85,7 +86,8 @@ async def test_node_registration_and_lease(client, node_factory):
     assert {"type": "InternalIP", "address": node.node_ip} in st["addresses"]
     assert {"type": "Hostname", "address": node.name} in st["addresses"]
     info = st["nodeInfo"]
-    assert info["containerRuntimeVersion"].startswith("docker://20.") and info["kubeletVersion"].startswith("v1.")
+    assert info["containerRuntimeVersion"] == f"{node.runtime}://{node.runtime_version()}"
+    assert info["kubeletVersion"].startswith("v1.")
     assert info["operatingSystem"] == "linux" and info["kernelVersion"]
     assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == node.logs_port
     assert n["spec"]["podCIDR"] == node.pod_cidr
@@ -96,17 +98,64 @@ async def test_node_registration_and_lease(client, node_factory):
     assert lease["spec"]["holderIdentity"] == node.name and lease["spec"]["leaseDurationSeconds"] == 40
     first = lease["spec"]["renewTime"]
     await wait_until(lambda: _lease_renewed(client, leases, node.name, first), 10, "lease renewal")
-    # Docker gone: NotReady; back: Ready.
-    node.stop_dockerd()
+    await _runtime_down_then_back(client, namespace, node, ready)
+
+
+async def _runtime_down_then_back(client, namespace, node, ready) -> None:
+    """The runtime's daemon stops (its containers keep running): the Node goes NotReady
+    saying so; the pod is not lost, and when the daemon returns the node is Ready again,
+    the pod still runs in the same container (nothing recreated) and new pods start."""
+    await client.create(PODS, pod_manifest("keep", node.name, [{"name": "c", "command": ["sleep", "3600"]}]),
+                        namespace)
+    pod = await wait_pod(client, namespace, "keep", lambda p: condition(p, "Ready") == "True", 60, "keep Ready")
+    cid = container_status(pod, "c")["containerID"]
+    ids_before = {r["ID"] for r in node.containers()}
+    assert len(ids_before) == 2
+    node.stop_runtime()
 
     async def not_ready():
         n = await client.get(NODES, node.name)
         return n if condition(n, "Ready") == "False" else None
-    n = await wait_until(not_ready, 20, "node NotReady")
+    n = await wait_until(not_ready, 30, "node NotReady")
     ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
-    assert ready_cond["reason"] == "KubeletNotReady" and "runtime" in ready_cond["message"]
-    node.start_dockerd()
-    await wait_until(ready, 20, "node Ready again")
+    assert ready_cond["reason"] == "KubeletNotReady"
+    assert ready_cond["message"] == f"container runtime is down: cannot reach {node.runtime}"
+    pod = await client.get(PODS, "keep", namespace)
+    assert pod["status"]["phase"] == "Running" and container_status(pod, "c")["containerID"] == cid
+    node.start_runtime()
+    await wait_until(ready, 30, "node Ready again")
+    # A pod made now runs: the agent works with the runtime again (and has synced its pods).
+    await client.create(PODS, pod_manifest("after", node.name, [{"name": "c", "command": ["sleep", "3600"]}]),
+                        namespace)
+    await wait_pod(client, namespace, "after", lambda p: condition(p, "Ready") == "True", 60, "after Ready")
+    pod = await client.get(PODS, "keep", namespace)
+    cs = container_status(pod, "c")
+    assert cs["containerID"] == cid and cs["restartCount"] == 0 and condition(pod, "Ready") == "True"
+    kept = [r for r in node.containers() if r["ID"] in ids_before]
+    assert len(kept) == 2 and all(r["State"] == "running" for r in kept), kept
+    assert node.container_exec(cid.split("//")[1], "true").returncode == 0
+
+
+async def test_wrong_runtime_socket_reports_the_runtime_down(client, node_factory):
+    """The agent pointed at a socket nobody serves: the Node registers NotReady saying the
+    runtime is down, and the agent keeps running; on the right socket the Node is Ready."""
+    node = node_factory(start_agent=False, extra_args=["--node-status-period", "1"])
+    node.start_agent(*node.runtime_args(socket=f"unix://{node.run_dir}/nobody.sock"))
+
+    async def not_ready():
+        n = await client.get(NODES, node.name)
+        return n if condition(n, "Ready") == "False" else None
+    n = await wait_until(not_ready, 30, "node registered NotReady")
+    ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert ready_cond["reason"] == "KubeletNotReady"
+    assert ready_cond["message"] == f"container runtime is down: cannot reach {node.runtime}"
+    assert node.agent_alive(), node.log_text()[-3000:]
+    node.stop_agent()
+    node.start_agent()
+
+    async def ready():
+        return condition(await client.get(NODES, node.name), "Ready") == "True"
+    await wait_until(ready, 30, "node Ready on the runtime's own socket")
 
 
 async def _lease(client, leases, name):

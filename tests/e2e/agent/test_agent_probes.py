@@ -33,10 +33,10 @@ async def test_readiness_probe_gates_ready_and_follows_the_server(client, namesp
     # The probe really ran and failed (404) while the page was missing, and the pod stayed unready.
     await wait_until(probe_failed, 30, "a failed readiness probe")
     assert condition(await client.get(PODS, "ready", namespace), "Ready") == "False"
-    node.docker("exec", web_id, "sh", "-c", "echo ok > /www/index.html")
+    node.container_exec(web_id, "sh", "-c", "echo ok > /www/index.html")
     ready = await wait_pod(client, namespace, "ready", lambda p: condition(p, "Ready") == "True", 30, "Ready")
     assert container_status(ready, "web")["ready"] is True
-    node.docker("exec", web_id, "rm", "/www/index.html")
+    node.container_exec(web_id, "rm", "/www/index.html")
     await wait_pod(client, namespace, "ready", lambda p: condition(p, "Ready") == "False", 30, "unready again")
 
 

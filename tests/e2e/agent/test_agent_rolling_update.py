@@ -1,5 +1,5 @@
 """A rolling update of a 3-replica Deployment behind a Service on a real node (netns,
-its own dockerd, the agent and the proxy; the real controller manager and scheduler)
+its own dockerd or containerd, the agent and the proxy; the real controller manager and scheduler)
 while a client in the node requests the Service's cluster IP continuously: every
 request is answered, and the old pods go the walkthrough's way back (deletion
 timestamp, out of the endpoints, preStop, SIGTERM) and leave nothing behind."""

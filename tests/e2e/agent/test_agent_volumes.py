@@ -34,13 +34,13 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @pytest.fixture
-async def cluster(isolated_etcd, tmp_path):
+async def cluster(isolated_etcd, tmp_path, node_runtime):
     """An HTTPS apiserver with encryption and service-account keys, a controller manager
     (default ServiceAccounts, kube-root-ca.crt) and one node whose agent is system:node:<name>."""
     if os.geteuid() != 0:
         pytest.fail("agent e2e tests need root")
     port = free_port()
-    node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https")
+    node = TestNode(port, "", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https", runtime=node_runtime)
     enc, sa_key = tmp_path / "encryption.yaml", tmp_path / "sa.key"
     encryption.write_config(enc)
     tokens.generate_key(sa_key)

@@ -1,5 +1,5 @@
-"""A Job and a DaemonSet on a real node (netns + its own dockerd + the agent), with the
-real controller manager and scheduler: the Job's pod runs to completion in Docker and
+"""A Job and a DaemonSet on a real node (netns + its own dockerd or containerd + the agent), with the
+real controller manager and scheduler: the Job's pod runs to completion in the runtime and
 the Job turns Complete; the DaemonSet's pod is bound to the node by the scheduler
 (through the node affinity the controller sets) and becomes Ready."""
 from __future__ import annotations

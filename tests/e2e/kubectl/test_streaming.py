@@ -1,6 +1,6 @@
 """Streaming with real kubectl (1.33: WebSocket v5 and tunnelled port-forward; 1.27:
 SPDY/3.1) and the official Python client, through a TLS apiserver to a real node
-(netns + its own dockerd + the agent): exec (stdin, exit codes, a TTY with its
+(netns + its own dockerd or containerd + the agent, once per runtime): exec (stdin, exit codes, a TTY with its
 size), cp both ways, port-forward with a real curl, attach, logs -f. And the
 agent's port refuses whoever is not the apiserver.
 """
@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "agent"))
-from agent_nodes import TestNode, ensure_host_images  # noqa: E402
+from agent_nodes import TestNode, ensure_host_images, parametrize_runtime  # noqa: E402
 
 from tests.conftest import ApiServer, free_port, start_apiserver, stop_process, wait_for  # noqa: E402
 
@@ -70,14 +70,20 @@ def _pod(name: str, node: str, script: str) -> dict:
                      "containers": [{"name": "main", "image": "busybox:latest", "command": ["sh", "-c", script]}]}}
 
 
+def pytest_generate_tests(metafunc) -> None:
+    # One cluster per runtime for the module: exec, attach, cp and port-forward on each.
+    parametrize_runtime(metafunc, scope="module")
+
+
 @pytest.fixture(scope="module")
-def cluster(etcd, tmp_path_factory) -> Iterator[Cluster]:
+def cluster(etcd, tmp_path_factory, node_runtime: str) -> Iterator[Cluster]:
     if os.geteuid() != 0:
         pytest.fail("streaming e2e tests need root")
     ensure_host_images()
     base = tmp_path_factory.mktemp("streaming")
     port = free_port()
-    node = TestNode(port, "stream-admin", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https")
+    node = TestNode(port, "stream-admin", f"10.244.{secrets.randbelow(250) + 1}.0/24", scheme="https",
+                    runtime=node_runtime)
     proc, api = start_apiserver(etcd, base, token="stream-admin", bind="0.0.0.0", tls=True,
                                 tls_hosts=(node.root_ip,), port=port, extra_tokens=f"{ALICE},alice,alice-uid\n")
     node.ca_pem, node.client_ca = api.ca_pem, api.kubelet_ca

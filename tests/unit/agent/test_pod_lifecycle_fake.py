@@ -1,6 +1,7 @@
 """PodSyncer, PodWorkers, StatusManager and Pleg on the in-memory runtime: the
-orderings that matter (a kill during a sync, a kill held open while the pod is
-updated, no status written after the confirming delete)."""
+orderings that matter (a deletion cancels a sync under way, a shorter grace period
+reaches a kill under way and a longer one never lengthens it, the preStop hook runs
+once, no status written after the confirming delete, the PLEG names the pod)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,18 +18,7 @@ from agent.probe_results import ProbeResults
 from agent.runtime import types as t
 from agent.runtime.fake import FakeRuntime
 from agent.status_manager import StatusManager
-
-
-async def wait_for(check: Any, timeout: float = 5) -> Any:
-    """Await until check() is truthy (the loop keeps running the workers meanwhile)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        got = check()
-        if got:
-            return got
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s")
+from tests.unit.agent.waiting import wait_for
 
 
 class FakeClient:
@@ -79,8 +69,17 @@ class Node:
                                 EventRecorder(self.client, "n1"), ProbeResults(),  # type: ignore[arg-type]
                                 self.get_configmap, self.runtime.network_ready)
         self.pods: dict[str, dict[str, Any]] = {}
-        self.workers = PodWorkers(self.syncer.sync, self.pods.get, self.syncer.teardown,
-                                  self.syncer.kill_container)
+        self.workers = PodWorkers(self.syncer, self.pods.get)
+        self.writer: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.writer = asyncio.create_task(self.status.run())
+
+    async def stop(self) -> None:
+        await self.workers.stop()
+        if self.writer is not None:
+            self.writer.cancel()
+            await asyncio.gather(self.writer, return_exceptions=True)
 
     async def get_configmap(self, ns: str, name: str) -> dict[str, Any] | None:
         return None
@@ -96,8 +95,9 @@ class Node:
 @pytest.fixture
 async def node(tmp_path):
     n = Node(tmp_path)
+    n.start()
     yield n
-    await n.workers.stop()
+    await n.stop()
 
 
 async def test_pod_runs_with_sandbox_ip_in_status(node):
@@ -110,23 +110,47 @@ async def test_pod_runs_with_sandbox_ip_in_status(node):
     assert {r.name for r in node.running()} == {"POD", "app"}
 
 
-async def test_delete_during_a_sync_kills_after_the_sync_and_confirms_once(node):
+def stop_timeouts(node: Node, name: str) -> list[int]:
+    """The timeouts of the stops the containers named `name` got, in order."""
+    ids = {cid for cid, cfg in node.runtime.configs.items() if cfg.name == name}
+    return [c[2] for c in node.runtime.calls_of("stop_container") if c[1] in ids]
+
+
+async def test_delete_cancels_a_sync_held_by_an_image_pull(node):
     node.runtime.images.clear()
-    node.runtime.pull_gate = asyncio.Event()
+    node.runtime.pull_gate = asyncio.Event()   # never set: the pull would hold the sync for good
     pod = make_pod()
     node.put(pod)
     await wait_for(lambda: node.runtime.calls_of("pull"), timeout=5)
-    # The pod is deleted while its sync waits on the image pull.
+    sandbox = next(r.id for r in node.runtime.records.values() if r.is_sandbox)
+    node.put(deleted(pod, 5))
+    # The sync is cancelled at once: the kill, teardown and confirmation follow while
+    # the pull is still stuck.
+    await wait_for(lambda: "u1" not in node.workers, timeout=5)
+    assert not node.runtime.pull_gate.is_set()
+    assert node.client.kinds().count("delete") == 1
+    assert not node.runtime.calls_of("create_container"), "the cancelled sync made nothing more"
+    assert ("remove_sandbox", sandbox) in node.runtime.calls
+    assert not node.runtime.records, "everything of the pod is removed"
+
+
+async def test_a_sandbox_being_made_when_the_sync_is_cancelled_is_torn_down(node):
+    node.runtime.sandbox_gate = asyncio.Event()
+    pod = make_pod()
+    node.put(pod)
+    await wait_for(lambda: node.runtime.calls_of("run_sandbox"), timeout=5)
     node.put(deleted(pod, 5))
     await asyncio.sleep(0.05)
-    assert not node.runtime.calls_of("stop_container")
-    node.runtime.pull_gate.set()
-    await wait_for(lambda: "delete" in node.client.kinds(), timeout=5)
+    # The sandbox call runs to its end before the kill lists the pod: nothing it makes
+    # can appear after the teardown looked.
+    assert "delete" not in node.client.kinds() and "u1" in node.workers
+    node.runtime.sandbox_gate.set()
     await wait_for(lambda: "u1" not in node.workers, timeout=5)
+    made = [c for c in node.runtime.calls if c[0] == "remove_sandbox"]
+    assert len(made) == 1, "the sandbox that was made is removed"
+    assert not node.runtime.records
+    assert not node.runtime.calls_of("create_container")
     assert node.client.kinds().count("delete") == 1
-    assert not node.runtime.records, "everything of the pod is removed"
-    stops = node.runtime.calls_of("stop_container")
-    assert stops and all(c[2] == 5 for c in stops), "the deletion's grace period is used"
 
 
 async def test_no_status_is_written_after_the_confirming_delete(node):
@@ -142,21 +166,96 @@ async def test_no_status_is_written_after_the_confirming_delete(node):
     assert "patch-status" not in kinds[kinds.index("delete"):]
 
 
-async def test_update_during_a_kill_reaches_the_pod_after_the_kill(node):
+async def test_a_shorter_grace_period_reaches_the_kill_under_way(node):
     pod = make_pod(grace=30)
+    pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/stop"]}}}
+    node.runtime.ignore_sigterm = {"app"}   # only SIGKILL ends it
     node.put(pod)
     await wait_for(lambda: len(node.running()) == 2, timeout=5)
-    node.runtime.stop_gate = asyncio.Event()
     node.put(deleted(pod, 30))
-    await wait_for(lambda: node.runtime.calls_of("stop_container"), timeout=5)
-    # A shorter grace period arrives while the first kill is held open: the worker
-    # folds it into one more pass, which runs once the kill returns.
+    await wait_for(lambda: stop_timeouts(node, "app"), timeout=5)
+    assert len(node.running()) == 2, "the first stop waits out its 30 s"
+    # kubectl delete --grace-period=1 while the 30 s kill is under way.
     node.put(deleted(pod, 1))
-    node.runtime.stop_gate.set()
-    await wait_for(lambda: "u1" not in node.workers, timeout=5)
+    await wait_for(lambda: "u1" not in node.workers, timeout=10)
+    first, *rest = stop_timeouts(node, "app")
+    assert 2 <= first <= 30 and rest == [1], stop_timeouts(node, "app")
+    assert len(node.runtime.calls_of("exec")) == 1, "the preStop hook runs once"
     assert node.client.kinds().count("delete") == 1
-    assert node.runtime.calls_of("stop_container")[0][2] == 30
     assert not node.runtime.records
+
+
+async def test_a_shorter_grace_period_cuts_a_pre_stop_hook_short(node):
+    hook_started = asyncio.Event()
+
+    async def hang(container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+        hook_started.set()
+        await asyncio.Event().wait()   # a hook that would take the whole grace period
+        return 0, b""
+    node.runtime.exec_handler = hang
+    pod = make_pod(grace=30)
+    pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/stop"]}}}
+    node.runtime.ignore_sigterm = {"app"}
+    node.put(pod)
+    await wait_for(lambda: len(node.running()) == 2, timeout=5)
+    node.put(deleted(pod, 30))
+    await asyncio.wait_for(hook_started.wait(), 5)
+    node.put(deleted(pod, 1))
+    await wait_for(lambda: "u1" not in node.workers, timeout=10)
+    assert len(node.runtime.calls_of("exec")) == 1
+    assert stop_timeouts(node, "app") and all(t <= 1 for t in stop_timeouts(node, "app"))
+    assert not node.runtime.records
+
+
+async def test_a_longer_grace_period_never_lengthens_the_kill(node):
+    pod = make_pod(grace=30)
+    node.runtime.ignore_sigterm = {"app"}
+    node.put(pod)
+    await wait_for(lambda: len(node.running()) == 2, timeout=5)
+    node.put(deleted(pod, 2))
+    await wait_for(lambda: stop_timeouts(node, "app"), timeout=5)
+    node.put(deleted(pod, 30))
+    state = node.workers.state("u1")
+    assert state is not None and state.terminating and state.grace.seconds == 2
+    await wait_for(lambda: "u1" not in node.workers, timeout=10)
+    assert stop_timeouts(node, "app") == [2]
+    assert node.client.kinds().count("delete") == 1
+
+
+async def test_a_pod_force_deleted_during_its_kill_is_killed_sooner(node):
+    pod = make_pod(grace=30)
+    node.runtime.ignore_sigterm = {"app"}
+    node.put(pod)
+    await wait_for(lambda: len(node.running()) == 2, timeout=5)
+    node.put(deleted(pod, 30))
+    await wait_for(lambda: stop_timeouts(node, "app"), timeout=5)
+    del node.pods["u1"]            # gone from the API (a force delete)
+    node.workers.update("u1")
+    await wait_for(lambda: "u1" not in node.workers, timeout=10)
+    assert stop_timeouts(node, "app") == [30, 1]
+    assert not node.runtime.records
+
+
+async def test_deletion_cancels_a_liveness_kill_and_the_hook_still_runs_once(node):
+    hook_started = asyncio.Event()
+
+    async def hang(container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+        hook_started.set()
+        await asyncio.Event().wait()
+        return 0, b""
+    node.runtime.exec_handler = hang
+    pod = make_pod(grace=30)
+    pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/stop"]}}}
+    node.put(pod)
+    await wait_for(lambda: len(node.running()) == 2, timeout=5)
+    node.workers.kill_container("u1", "app", "Container app failed liveness probe, will be restarted")
+    await asyncio.wait_for(hook_started.wait(), 5)
+    node.put(deleted(pod, 0))
+    await wait_for(lambda: "u1" not in node.workers, timeout=10)
+    assert len(node.runtime.calls_of("exec")) == 1
+    assert not [c for c in node.runtime.calls_of("create_container") if c[3] == 1], "no restart"
+    assert not node.runtime.records
+    assert node.client.kinds().count("delete") == 1
 
 
 async def test_teardown_of_a_pod_that_left_the_api(node):
@@ -238,3 +337,20 @@ async def test_image_pull_failure_backs_off_per_image(node):
     assert len(node.runtime.calls_of("pull")) == 1, "no pull while backing off"
     await node.syncer.teardown("u1")
     assert node.syncer.image_retry.waiting("u1/app/busybox") is None
+
+
+async def test_pleg_reports_only_the_pods_whose_containers_changed(node):
+    node.put(make_pod("u1"))
+    node.put(make_pod("u2"))
+    await wait_for(lambda: len(node.running("u1")) == 2 and len(node.running("u2")) == 2, timeout=5)
+    changed: list[str] = []
+    pleg = Pleg(node.runtime, changed.append)
+    await pleg.relist()
+    changed.clear()
+    await pleg.relist()
+    assert changed == [], "nothing changed: nothing reported"
+    gone = next(r.id for r in node.running("u2") if not r.is_sandbox)
+    await node.runtime.stop_container(gone, 0)
+    await node.runtime.remove_container(gone)   # stopped and removed between two relists
+    await pleg.relist()
+    assert changed == ["u2"]

@@ -105,6 +105,9 @@ class MemoryStore:
     async def claimed(self, prefix: str) -> set[str]:
         return {c[len(prefix):] for c in self.claims if c.startswith(prefix)}
 
+    async def count(self, prefix: str) -> int:
+        return sum(1 for k in self.data if k.startswith(prefix))
+
     async def watch(self, prefix: str, start_revision: int,
                     stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
         if start_revision <= self.compacted:

@@ -124,3 +124,31 @@ def test_without_systemd_init_and_join_say_so_unless_only_writing_files(monkeypa
     with pytest.raises(machine.SetupError, match="does not run systemd"):
         machine.check_systemd(no_start=False)
     machine.check_systemd(no_start=True)
+
+
+def test_a_node_on_containerd_gets_its_unit_before_the_agent_and_the_agent_its_endpoint(tmp_path):
+    m = _machine(tmp_path)
+    docker = join.node_args(m, "w1", "192.168.56.11", "10.244.0.0/16")
+    assert machine.with_runtime_args(m, docker, "docker") == docker
+    args = machine.with_runtime_args(m, docker, "containerd")
+    assert list(args) == ["cni-daemon", "containerd", "agent", "proxy"]
+    agent = args["agent"]
+    assert agent[agent.index("--container-runtime-endpoint") + 1] == \
+        "unix:///run/kubeling/containerd/containerd.sock"
+    cd = args["containerd"]
+    assert cd[cd.index("--root") + 1] == str(m.data_dir / "containerd")
+    assert cd[cd.index("--config") + 1] == str(m.config_dir / "containerd" / "config.toml")
+    assert cd[cd.index("--cni-conf-dir") + 1] == str(m.cni_conf_dir)
+    # The flags pass through the unit's EnvironmentFile.
+    assert machine.systemd.parse_defaults(machine.systemd.render_defaults("containerd", cd), "containerd") == cd
+    cp = machine.with_runtime_args(m, init.component_args(m, "192.168.56.10", "cp", "10.244.0.0/16",
+                                                          "10.96.0.0/12", 6443), "containerd")
+    assert list(cp).index("containerd") == list(cp).index("agent") - 1
+
+
+def test_runtime_containerd_needs_containerd_ctr_and_docker_unless_only_writing_files(monkeypatch):
+    monkeypatch.setattr(machine.shutil, "which", lambda tool: None if tool == "ctr" else f"/usr/bin/{tool}")
+    with pytest.raises(machine.SetupError, match="needs ctr"):
+        machine.check_runtime("containerd", no_start=False)
+    machine.check_runtime("containerd", no_start=True)
+    machine.check_runtime("docker", no_start=False)

@@ -21,7 +21,7 @@ def _directives(text: str) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("component", systemd.ALL)
+@pytest.mark.parametrize("component", systemd.EVERY)
 def test_every_unit_restarts_forever_and_takes_its_flags_from_its_defaults_file(component):
     d = _directives(systemd.packaged_unit(component))
     assert d["Restart"] == ["always"]
@@ -45,6 +45,24 @@ def test_etcd_and_apiserver_tell_systemd_when_they_serve_and_the_agent_waits_for
     assert "docker.service" in agent["After"][0].split() and "docker.service" in agent["Wants"][0].split()
     for component in ("controller-manager", "scheduler", "dns", "cni-daemon", "agent", "proxy"):
         assert "Type" not in _directives(systemd.packaged_unit(component)), component
+
+
+def test_containerd_unit_is_ready_when_containerd_serves_comes_before_the_agent_and_spares_the_shims():
+    d = _directives(systemd.packaged_unit("containerd"))
+    assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
+    assert "kubeling-agent.service" in d["Before"][0].split()
+    # Stopping or restarting it must not kill the pods' shims (they live in its cgroup).
+    assert d["KillMode"] == ["process"] and d["Delegate"] == ["yes"]
+    assert systemd.with_runtime(systemd.NODE, "containerd") == ("cni-daemon", "containerd", "agent", "proxy")
+    assert systemd.with_runtime(systemd.NODE, "docker") == systemd.NODE
+    assert systemd.with_runtime(systemd.CONTROL_PLANE, "containerd") == systemd.CONTROL_PLANE
+    assert systemd.EVERY.index("containerd") < systemd.EVERY.index("agent")
+
+
+def test_kubelings_containerd_paths_are_the_agents_defaults():
+    from agent.runtime import containerd_config
+    assert systemd.CONTAINERD_STATE == containerd_config.DEFAULT_STATE
+    assert systemd.CONTAINERD_ENDPOINT == containerd_config.DEFAULT_ENDPOINT
 
 
 def test_render_unit_moves_the_config_and_defaults_paths_only():
@@ -78,10 +96,10 @@ def test_systemd_analyze_verifies_the_rendered_units(tmp_path):
     dirs = systemd.Dirs(tmp_path / "units", tmp_path / "default", tmp_path / "etc")
     dirs.unit_dir.mkdir()
     dirs.defaults_dir.mkdir()
-    for c in systemd.ALL:
+    for c in systemd.EVERY:
         dirs.unit(c).write_text(systemd.render_unit(c, dirs))
         dirs.defaults(c).write_text(systemd.render_defaults(c, ["--flag", "value"]))
-    proc = subprocess.run([exe, "verify", *(str(dirs.unit(c)) for c in systemd.ALL)],
+    proc = subprocess.run([exe, "verify", *(str(dirs.unit(c)) for c in systemd.EVERY)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
     # ...and the check can fail: a misspelt key is reported.
