@@ -34,7 +34,7 @@ from agent.streaming import channels as ch
 from agent.streaming import portforward as pf
 from agent.streaming import remotecommand as rc
 from agent.streaming.spdy import SpdyConnection
-from kubeling import pki
+from kubeling import metrics_server, pki
 from kubeling.timefmt import parse_time
 from kubeling.wire.hijack import hijack
 
@@ -100,6 +100,8 @@ class LogsServer:
         for method in ("GET", "POST"):
             self.app.router.add_route(method, "/portForward/{namespace}/{pod}", self.port_forward)
         self.app.router.add_get("/healthz", self.healthz)
+        # kubelet's /metrics, behind the same client-certificate check as logs and exec.
+        metrics_server.add_route(self.app)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
