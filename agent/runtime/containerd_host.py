@@ -269,6 +269,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "wait":
             s.add_argument("--timeout", type=float, default=30)
             s.add_argument("--network", action="store_true", help="also wait for NetworkReady")
+        if name == "shims":
+            # Shims exit once their sandbox is removed, a moment after containerd answered.
+            s.add_argument("--wait", type=float, default=0, help="seconds to wait for them to go")
         if name == "import-images":
             s.add_argument("images", nargs="*", default=list(DEFAULT_IMAGES))
     return p
@@ -299,7 +302,9 @@ def main(args: Sequence[str] | None = None) -> None:
         elif a.cmd == "remove-sandboxes":
             print(f"removed {remove_sandboxes(a.address)} sandbox(es)")
         elif a.cmd == "shims":
-            pids = shim_pids(a.address)
+            deadline = time.monotonic() + a.wait
+            while (pids := shim_pids(a.address)) and time.monotonic() < deadline:
+                time.sleep(0.1)
             print(" ".join(map(str, pids)))
             sys.exit(1 if pids else 0)
     except ContainerdError as exc:

@@ -359,14 +359,8 @@ def _stop_containerd(layout: Layout) -> list[str]:
     if proc.returncode != 0:
         failed.append(f"containerd remove-sandboxes failed: {proc.stderr.strip()[-300:]}")
     _stop(layout, "containerd", timeout=30)
-    # Shims exit once their sandbox is removed, a moment after containerd answered.
-    deadline = time.monotonic() + 15
-    while True:
-        shims = subprocess.run(component_argv("containerd", ["shims", *address]), capture_output=True, text=True,
-                               timeout=30)
-        if shims.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    shims = subprocess.run(component_argv("containerd", ["shims", "--wait", "15", *address]), capture_output=True,
+                           text=True, timeout=60)
     if shims.returncode != 0:
         failed.append(f"containerd shims left running: pids {shims.stdout.strip()}")
     return failed

@@ -7,7 +7,6 @@ Idempotent: on a clean machine it does nothing."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import click
@@ -66,9 +65,7 @@ def _stop_containerd() -> list[str]:
         failed.append(f"containerd remove-sandboxes failed: {proc.stderr.strip()[-300:]}")
     step(f"stopping {systemd.unit_name(systemd.CONTAINERD)}")
     systemd.systemctl("disable", "--now", systemd.unit_name(systemd.CONTAINERD), check=False)
-    deadline = time.monotonic() + 15
-    while (shims := _containerd("shims")).returncode != 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    shims = _containerd("shims", "--wait", "15")
     if shims.returncode != 0:
         failed.append(f"containerd shims left running: pids {shims.stdout.strip()}")
     return failed

@@ -506,6 +506,22 @@ async def wait_pod(client, ns: str, name: str, check, timeout: float = 60, what:
     return await wait_until(probe, timeout, what, interval=interval)
 
 
+async def get_or_none(client: Any, res: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    """The object, or None while (or once) the API answers 404."""
+    from kubeling import errors
+    try:
+        return await client.get(res, name, namespace)
+    except errors.ApiError as exc:
+        if exc.code != 404:
+            raise
+        return None
+
+
+async def pod_gone(client: Any, namespace: str, name: str) -> bool:
+    from kubeling.resources import lookup
+    return await get_or_none(client, lookup("pods"), name, namespace) is None
+
+
 async def wait_until(fn, timeout: float = 30, what: str = "condition", interval: float = 0.1):
     """Await fn() (sync or async) until it returns something truthy."""
     import asyncio

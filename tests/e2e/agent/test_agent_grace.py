@@ -6,21 +6,12 @@ import time
 
 import pytest
 
-from agent_nodes import condition, pod_manifest, wait_pod, wait_until
-from kubeling import errors
+from agent_nodes import condition, pod_gone, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
 PODS = lookup("pods")
 EVENTS = lookup("events")
-
-
-async def gone(client, ns, name) -> bool:
-    try:
-        await client.get(PODS, name, ns)
-    except errors.ApiError as exc:
-        return exc.code == 404
-    return False
 
 
 async def killing(client, ns, name) -> bool:
@@ -38,7 +29,7 @@ async def test_shorter_grace_period_during_the_kill(client, namespace, node):
     await wait_until(lambda: killing(client, namespace, "stubborn"), 60, "the kill under way")
     await client.delete(PODS, "stubborn", namespace, grace_period=1)
     # Far below the first grace period: the shorter one reached the stop under way.
-    await wait_until(lambda: gone(client, namespace, "stubborn"), 90, "pod gone after SIGKILL")
+    await wait_until(lambda: pod_gone(client, namespace, "stubborn"), 90, "pod gone after SIGKILL")
     assert time.monotonic() - t0 < 150
     assert node.containers() == []
     assert node.ipam_files() == []

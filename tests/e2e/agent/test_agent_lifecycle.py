@@ -9,21 +9,12 @@ import urllib.request
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
-from kubeling import errors
+from agent_nodes import condition, pod_gone, container_status, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
 PODS = lookup("pods")
 EVENTS = lookup("events")
-
-
-async def gone(client, ns, name) -> bool:
-    try:
-        await client.get(PODS, name, ns)
-    except errors.ApiError as exc:
-        return exc.code == 404
-    return False
 
 
 def app_containers(node, pod_name):
@@ -48,8 +39,8 @@ async def test_delete_with_grace_sigterm_then_sigkill(client, namespace, node):
     # Bounds far from the machine's speed: the polite pod is gone long before its 120 s
     # grace period could end (so SIGTERM stopped it), the stubborn one not before its 3 s
     # grace period ended, and well before the polite one's would (so SIGKILL came on time).
-    await wait_until(lambda: gone(client, namespace, "polite"), 60, "polite pod gone (exited on SIGTERM)")
-    await wait_until(lambda: gone(client, namespace, "stubborn"), 60, "stubborn pod gone (SIGKILL after 3 s)")
+    await wait_until(lambda: pod_gone(client, namespace, "polite"), 60, "polite pod gone (exited on SIGTERM)")
+    await wait_until(lambda: pod_gone(client, namespace, "stubborn"), 60, "stubborn pod gone (SIGKILL after 3 s)")
     stubborn_s = time.monotonic() - t0
     assert stubborn_s >= 2.8, stubborn_s
     assert node.containers() == []
@@ -76,7 +67,7 @@ async def test_agent_restart_adopts_pods_and_cleans_up(client, namespace, node):
     await client.delete(PODS, "p3", namespace, grace_period=0)
     await client.delete(PODS, "p4", namespace, grace_period=5)
     node.start_agent()
-    await wait_until(lambda: gone(client, namespace, "p4"), 20, "p4 confirmed deleted by the agent")
+    await wait_until(lambda: pod_gone(client, namespace, "p4"), 20, "p4 confirmed deleted by the agent")
     await wait_until(lambda: not app_containers(node, "p3") and not app_containers(node, "p4"), 20,
                      "containers of deleted pods removed")
     await wait_until(lambda: len(node.ipam_files()) == 3, 10, "their IPs released")
@@ -88,7 +79,7 @@ async def test_agent_restart_adopts_pods_and_cleans_up(client, namespace, node):
     assert ids_after < ids_before and len(ids_after) == 6  # nothing recreated
     # and the adopted pods still behave: deleting one works end to end
     await client.delete(PODS, "p0", namespace, grace_period=1)
-    await wait_until(lambda: gone(client, namespace, "p0"), 15, "p0 gone")
+    await wait_until(lambda: pod_gone(client, namespace, "p0"), 15, "p0 gone")
     assert len(node.ipam_files()) == 2
     assert "Traceback" not in node.log_text()
 

@@ -5,8 +5,7 @@ import ipaddress
 
 import pytest
 
-from agent_nodes import condition, container_status, pod_manifest, wait_pod, wait_until
-from kubeling.errors import ApiError
+from agent_nodes import condition, container_status, get_or_none, pod_manifest, wait_pod, wait_until
 from kubeling.resources import lookup
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +93,7 @@ async def test_node_registration_and_lease(client, namespace, node_factory):
     conf = (node.cni_conf_dir / "10-kubeling.conflist").read_text()
     assert node.pod_cidr in conf and '"type": "kubeling-bridge"' in conf
     # The lease loop starts after registration, so Ready may come first.
-    lease = await wait_until(lambda: _lease(client, leases, node.name), 10, "node lease")
+    lease = await wait_until(lambda: get_or_none(client, leases, node.name, "kube-node-lease"), 10, "node lease")
     assert lease["spec"]["holderIdentity"] == node.name and lease["spec"]["leaseDurationSeconds"] == 40
     first = lease["spec"]["renewTime"]
     await wait_until(lambda: _lease_renewed(client, leases, node.name, first), 10, "lease renewal")
@@ -113,13 +112,7 @@ async def _runtime_down_then_back(client, namespace, node, ready) -> None:
     assert len(ids_before) == 2
     node.stop_runtime()
 
-    async def not_ready():
-        n = await client.get(NODES, node.name)
-        return n if condition(n, "Ready") == "False" else None
-    n = await wait_until(not_ready, 30, "node NotReady")
-    ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
-    assert ready_cond["reason"] == "KubeletNotReady"
-    assert ready_cond["message"] == f"container runtime is down: cannot reach {node.runtime}"
+    await _runtime_down_reported(client, node)
     pod = await client.get(PODS, "keep", namespace)
     assert pod["status"]["phase"] == "Running" and container_status(pod, "c")["containerID"] == cid
     node.start_runtime()
@@ -142,13 +135,7 @@ async def test_wrong_runtime_socket_reports_the_runtime_down(client, node_factor
     node = node_factory(start_agent=False, extra_args=["--node-status-period", "1"])
     node.start_agent(*node.runtime_args(socket=f"unix://{node.run_dir}/nobody.sock"))
 
-    async def not_ready():
-        n = await client.get(NODES, node.name)
-        return n if condition(n, "Ready") == "False" else None
-    n = await wait_until(not_ready, 30, "node registered NotReady")
-    ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
-    assert ready_cond["reason"] == "KubeletNotReady"
-    assert ready_cond["message"] == f"container runtime is down: cannot reach {node.runtime}"
+    await _runtime_down_reported(client, node)
     assert node.agent_alive(), node.log_text()[-3000:]
     node.stop_agent()
     node.start_agent()
@@ -158,13 +145,15 @@ async def test_wrong_runtime_socket_reports_the_runtime_down(client, node_factor
     await wait_until(ready, 30, "node Ready on the runtime's own socket")
 
 
-async def _lease(client, leases, name):
-    try:
-        return await client.get(leases, name, "kube-node-lease")
-    except ApiError as e:
-        if e.code != 404:
-            raise
-        return None
+async def _runtime_down_reported(client, node) -> None:
+    """The Node goes NotReady saying its runtime is down."""
+    async def not_ready():
+        n = await client.get(NODES, node.name)
+        return n if condition(n, "Ready") == "False" else None
+    n = await wait_until(not_ready, 30, "node NotReady")
+    ready_cond = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert ready_cond["reason"] == "KubeletNotReady"
+    assert ready_cond["message"] == f"container runtime is down: cannot reach {node.runtime}"
 
 
 async def _lease_renewed(client, leases, name, first):
