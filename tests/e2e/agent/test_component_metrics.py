@@ -78,7 +78,9 @@ async def test_scheduler_agent_and_proxy_metrics_move_with_a_pod(client, namespa
             return node.ns("curl", "-sf", "--max-time", "5", "http://127.0.0.1:10249/metrics").stdout
 
         # Before: the agent has synced no pod of this test, the proxy has made its first sync.
-        code, agent_before = await asyncio.to_thread(_get, agent_url, as_apiserver)
+        # The agent was just started: its server answers once it has loaded its certificate.
+        code, agent_before = await wait_until(lambda: asyncio.to_thread(_get, agent_url, as_apiserver),
+                                              60, "the agent's server")
         assert code == 200, agent_before
         sched_before = (await asyncio.to_thread(_get, sched_url))[1]
         proxy_before = await wait_until(
