@@ -15,7 +15,7 @@ from clusterdns import publish
 from clusterdns.forward import Forwarder, parse_upstream, upstreams_from_resolv_conf
 from clusterdns.records import ClusterRecords
 from clusterdns.server import DNSServer
-from kubeling import metrics_server
+from kubeling import eventloop, metrics_server
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
@@ -126,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        import uvloop  # libuv's loop: about four times the datagrams per second of asyncio's
-    except ImportError:
-        asyncio.run(_serve(args))
-    else:
-        uvloop.run(_serve(args))
+    eventloop.run(_serve(args))  # uvloop: about four times the datagrams per second of asyncio's
     return 0
 
 

@@ -43,13 +43,19 @@ def private_etcd() -> Iterator[Etcd]:
 
 
 @contextlib.contextmanager
+def private_apiserver(etcd: Etcd, *flags: str) -> Iterator[tuple[int, ApiServer]]:
+    """An apiserver of the benchmark's own on `etcd` (with more flags): its pid and itself."""
+    base = Path(tempfile.mkdtemp(prefix="kubeling-bench-api-"))
+    proc, api = start_apiserver(etcd, base, extra_args=flags)
+    try:
+        yield proc.pid, api
+    finally:
+        stop_process(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def private_cluster() -> Iterator[ApiServer]:
     """An etcd and an apiserver of the benchmark's own, removed afterwards."""
-    with private_etcd() as etcd:
-        base = Path(tempfile.mkdtemp(prefix="kubeling-bench-api-"))
-        proc, api = start_apiserver(etcd, base)
-        try:
-            yield api
-        finally:
-            stop_process(proc)
-            shutil.rmtree(base, ignore_errors=True)
+    with private_etcd() as etcd, private_apiserver(etcd) as (_, api):
+        yield api

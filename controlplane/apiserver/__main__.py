@@ -43,6 +43,13 @@ def _seconds(text: str) -> float:
 parser.add_argument("--etcd-count-metric-poll-period", type=_seconds, default=60.0,
                     help="how often each resource's objects in etcd are counted (apiserver_storage_objects), "
                          "e.g. 1m or 5s; 0: never")
+parser.add_argument("--watch-cache", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
+                    metavar="true|false", help="serve watches and lists from memory (default true)")
+parser.add_argument("--default-watch-cache-size", type=int, default=None, metavar="N",
+                    help="recent events the watch cache keeps per resource for watches that resume "
+                         "(default 10000); 0 turns the watch cache off")
+parser.add_argument("--event-ttl", type=_seconds, default=3600.0,
+                    help="how long an Event is kept after its last write, e.g. 1h (kube-apiserver's default)")
 args = parser.parse_args()
 if args.client_ca_file and not args.tls_cert_file:
     parser.error("--client-ca-file needs --tls-cert-file (client certificates come with TLS)")
@@ -59,6 +66,8 @@ try:
         encryption.load(args.encryption_provider_config)  # a bad file stops the start, as kube-apiserver
     run(args.etcd, args.bind, args.port, args.token_file, args.tls_cert_file, args.tls_private_key_file,
         args.client_ca_file, args.encryption_provider_config, service_accounts,
-        count_poll_period=args.etcd_count_metric_poll_period)
+        count_poll_period=args.etcd_count_metric_poll_period, event_ttl=max(1, round(args.event_ttl)),
+        watch_cache=args.watch_cache and args.default_watch_cache_size != 0,
+        watch_cache_size=args.default_watch_cache_size)
 except (ValueError, OSError) as exc:  # a bad token, key or encryption file: one line, not a traceback
     sys.exit(f"kubeling apiserver: {exc}")

@@ -106,15 +106,40 @@ class MutationDetectingStore:
     async def count(self, prefix: str) -> int:
         return await self.inner.count(prefix)
 
-    async def watch(self, prefix: str, start_revision: int,
-                    stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
-        events = self.inner.watch(prefix, start_revision, stop)
-        try:
-            async for ev in events:
-                self.check()
-                self._hand(f"watch {ev.key}@{ev.revision}", ev.obj)
-                self._hand(f"watch {ev.key}@{ev.revision} (previous)", ev.prev)
-                yield ev
-        finally:
-            # Closed now, not when collected: the etcd watch is released at once.
-            await events.aclose()  # type: ignore[attr-defined]
+    def watch(self, prefix: str, start_revision: int,
+              stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+        return _CheckedWatch(self, self.inner.watch(prefix, start_revision, stop))
+
+    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        self.check()
+        items, rev = await self.inner.items(prefix)
+        for key, obj in items:
+            self._hand(f"items {key}", obj)
+        return items, rev
+
+
+class _CheckedWatch:
+    """The inner watch's events, each handed out under the detector's eye; its
+    `progress` (a watch cache's) shows through."""
+
+    def __init__(self, detector: MutationDetectingStore, events: AsyncIterator[WatchEvent]) -> None:
+        self._detector = detector
+        self._events = events
+
+    @property
+    def progress(self) -> int:
+        return getattr(self._events, "progress", 0)
+
+    def __aiter__(self) -> "_CheckedWatch":
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        ev = await self._events.__anext__()
+        self._detector.check()
+        self._detector._hand(f"watch {ev.key}@{ev.revision}", ev.obj)
+        self._detector._hand(f"watch {ev.key}@{ev.revision} (previous)", ev.prev)
+        return ev
+
+    async def aclose(self) -> None:
+        # Closed now, not when collected: the etcd watch is released at once.
+        await self._events.aclose()  # type: ignore[attr-defined]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aetcd
 from aetcd import exceptions as etcd_errors
 
-from kubeling import errors
+from kubeling import errors, fastjson
 
 from . import encryption
 # The interface and its errors live in store.py; they are re-exported for the callers
@@ -23,12 +25,15 @@ from .store import (ClaimTaken, Compacted, KeyExists, KeyMissing, RevisionMismat
                     WatchEvent, WatchLost)
 
 
+log = logging.getLogger("kubeling.apiserver")
+
+
 def _encode(obj: dict[str, Any]) -> bytes:
     meta = obj.get("metadata") or {}
     rv = meta.pop("resourceVersion", None)
     try:
         # Resources named in --encryption-provider-config (secrets) are encrypted here.
-        return encryption.to_storage(obj, json.dumps(obj, separators=(",", ":")).encode())
+        return encryption.to_storage(obj, fastjson.dumps(obj))
     finally:
         if rv is not None:
             meta["resourceVersion"] = rv
@@ -40,6 +45,19 @@ def _decode(value: bytes, revision: int) -> dict[str, Any]:
     return obj
 
 
+def _readable(key: bytes, value: bytes, revision: int) -> dict[str, Any] | None:
+    """The object, or None (logged) when this apiserver cannot read it: one no key here
+    decrypts, or corrupt bytes. Lists and watches pass over it rather than failing whole
+    (one such object would otherwise stall every LIST and the watch cache of its kind);
+    a GET of it still answers 500."""
+    try:
+        return _decode(value, revision)
+    except (errors.ApiError, ValueError) as exc:
+        log.error("cannot read %s at revision %d: %s", key.decode(errors="replace"), revision,
+                  str(exc).splitlines()[0][:200])
+        return None
+
+
 def _prefix_end(prefix: bytes) -> bytes:
     return aetcd.utils.prefix_range_end(prefix)
 
@@ -48,10 +66,44 @@ def _unavailable(exc: Exception) -> errors.ApiError:
     return errors.ApiError(503, "ServiceUnavailable", f"etcd is unavailable: {exc}")
 
 
+# Events expire an hour after their last write (kube-apiserver's --event-ttl default): they are
+# written on an etcd lease, which etcd deletes them with. Nothing else in the API expires.
+EVENTS_PREFIX = "/registry/events/"
+EVENT_TTL = 3600
+# One lease serves all the writes of a short window, as Kubernetes' leaseManager does (a lease per
+# Event would double the writes); it is granted that much longer, so no Event goes early.
+LEASE_REUSE_SECONDS, LEASE_REUSE_SHARE = 60.0, 0.05
+
+
+class _SharedLease:
+    def __init__(self, client: aetcd.Client, ttl: int) -> None:
+        self._client, self.ttl = client, ttl
+        self._reuse = min(LEASE_REUSE_SECONDS, LEASE_REUSE_SHARE * ttl)
+        self._id: int | None = None
+        self._granted = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> int:
+        async with self._lock:
+            if self._id is None or time.monotonic() - self._granted >= self._reuse:
+                lease = await self._client.lease(self.ttl + int(self._reuse + 0.999))
+                self._id, self._granted = lease.id, time.monotonic()
+            return self._id
+
+    def drop(self, lease_id: int) -> None:
+        """The lease is gone from etcd (revoked, or expired while nobody wrote): grant a new one."""
+        if self._id == lease_id:
+            self._id = None
+
+
+def _lease_missing(exc: Exception) -> bool:
+    return "lease not found" in str(exc)
+
+
 class EtcdStore:
     """The apiserver's only path to etcd: the Store of store.py."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 2379) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, event_ttl: int = EVENT_TTL) -> None:
         # Lists of thousands of objects exceed gRPC's default 4 MiB message limit.
         # gRPC's reconnect backoff grows to 2 minutes while etcd is down: capped at 2 s, the
         # apiserver serves again within seconds of etcd's return. Keepalive pings find a
@@ -63,6 +115,7 @@ class EtcdStore:
                                              "grpc.max_reconnect_backoff_ms": 2000,
                                              "grpc.keepalive_time_ms": 30_000,
                                              "grpc.keepalive_timeout_ms": 10_000})
+        self._event_lease = _SharedLease(self._client, event_ttl)
 
     async def connect(self) -> None:
         await self._client.connect()
@@ -85,12 +138,17 @@ class EtcdStore:
 
     async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
         """All objects under a prefix, and the store revision they were read at."""
+        items, rev = await self.items(prefix)
+        return [obj for _, obj in items], rev
+
+    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        """(key, object) of everything under a prefix, and the revision they were read at."""
         try:
             rng = await self._client.get_prefix(prefix.encode())
         except etcd_errors.ClientError as exc:
             raise _unavailable(exc) from exc
-        items = [_decode(kv.value, kv.mod_revision) for kv in rng.kvs]
-        return items, rng.header.revision
+        items = ((kv.key.decode(), _readable(kv.key, kv.value, kv.mod_revision)) for kv in rng.kvs)
+        return [(key, obj) for key, obj in items if obj is not None], rng.header.revision
 
     async def create(self, key: str, obj: dict[str, Any],
                      claims: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -98,13 +156,11 @@ class EtcdStore:
         taken in the same transaction, so two objects can never hold one."""
         t = self._client.transactions
         keys = [key.encode(), *(c.encode() for c in claims)]
-        try:
-            ok, resp = await self._client.transaction(
-                compare=[t.create(k) == 0 for k in keys],
-                success=[t.put(keys[0], _encode(obj)), *(t.put(k, keys[0]) for k in keys[1:])],
-                failure=[t.get(k) for k in keys])
-        except etcd_errors.ClientError as exc:
-            raise _unavailable(exc) from exc
+        value = _encode(obj)
+        ok, resp = await self._leased(key, lambda lease: self._client.transaction(
+            compare=[t.create(k) == 0 for k in keys],
+            success=[t.put(keys[0], value, lease=lease), *(t.put(k, keys[0]) for k in keys[1:])],
+            failure=[t.get(k) for k in keys]))
         if not ok:
             if resp and resp[0]:
                 raise KeyExists(key)
@@ -120,17 +176,38 @@ class EtcdStore:
         t = self._client.transactions
         k = key.encode()
         compare = [t.mod(k) == revision, *(t.create(c.encode()) == 0 for c in claims)]
-        success = [t.put(k, _encode(obj)), *(t.put(c.encode(), k) for c in claims),
-                   *(t.delete(r.encode()) for r in releases)]
-        try:
-            ok, resp = await self._client.transaction(
-                compare=compare, success=success, failure=[t.get(k), *(t.get(c.encode()) for c in claims)])
-        except etcd_errors.ClientError as exc:
-            raise _unavailable(exc) from exc
+        value = _encode(obj)
+        # A put without the lease would detach the key from it: an updated Event would never go.
+        ok, resp = await self._leased(key, lambda lease: self._client.transaction(
+            compare=compare, success=[t.put(k, value, lease=lease), *(t.put(c.encode(), k) for c in claims),
+                                      *(t.delete(r.encode()) for r in releases)],
+            failure=[t.get(k), *(t.get(c.encode()) for c in claims)]))
         if not ok:
             self._raise_failed(key, resp, claims, revision)
         obj.setdefault("metadata", {})["resourceVersion"] = str(resp[0].response_put.header.revision)
         return obj
+
+    async def _leased(self, key: str, txn: Any) -> Any:
+        """Run txn(lease) with the Events' lease for an Event's key (None for any other key)."""
+        lease = await self._lease_for(key)
+        try:
+            return await txn(lease)
+        except etcd_errors.ClientError as exc:
+            if lease is None or not _lease_missing(exc):
+                raise _unavailable(exc) from exc
+            self._event_lease.drop(lease)
+        try:
+            return await txn(await self._lease_for(key))
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
+
+    async def _lease_for(self, key: str) -> int | None:
+        if not key.startswith(EVENTS_PREFIX):
+            return None
+        try:
+            return await self._event_lease.get()
+        except etcd_errors.ClientError as exc:
+            raise _unavailable(exc) from exc
 
     async def delete(self, key: str, revision: int, releases: tuple[str, ...] = ()) -> int:
         """Delete the key if still at `revision`; returns the deletion revision."""
@@ -217,10 +294,12 @@ class EtcdStore:
                     raise WatchLost(f"etcd watch on {prefix} got an event for {key}@{kv.mod_revision}")
                 # etcd sends an empty prev_kv for a creation.
                 pkv = ev.prev_kv
-                prev = _decode(pkv.value, pkv.mod_revision) if pkv is not None and pkv.mod_revision else None
-                if ev.kind == "PUT":
-                    yield WatchEvent("PUT", key, _decode(kv.value, kv.mod_revision), prev, kv.mod_revision)
-                else:
+                prev = _readable(pkv.key, pkv.value, pkv.mod_revision) if pkv is not None and pkv.mod_revision \
+                    else None
+                obj = _readable(kv.key, kv.value, kv.mod_revision) if ev.kind == "PUT" else None
+                if obj is not None:
+                    yield WatchEvent("PUT", key, obj, prev, kv.mod_revision)
+                else:  # deleted, or now unreadable here: either way no object a reader can have
                     yield WatchEvent("DELETE", key, None, prev, kv.mod_revision)
         except etcd_errors.RevisionCompactedError as exc:
             raise Compacted(exc.compacted_revision) from exc

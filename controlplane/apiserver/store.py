@@ -72,6 +72,10 @@ class Store(Protocol):
         """All objects under a prefix, and the revision they were read at."""
         ...
 
+    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        """(key, object) of everything under a prefix, and the revision they were read at."""
+        ...
+
     async def create(self, key: str, obj: dict[str, Any], claims: tuple[str, ...] = ()) -> dict[str, Any]:
         """Store obj (KeyExists, ClaimTaken); returns it with its resourceVersion set."""
         ...

@@ -8,14 +8,13 @@ that starts matching as ADDED, as Kubernetes' watch cache does.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
-from kubeling import errors
+from kubeling import errors, fastjson
 from kubeling.resources import Resource
 
 from .storage import Compacted, Store, WatchEvent, WatchLost
@@ -57,9 +56,16 @@ class WatchStream:
 
     def __init__(self, store: Store, prefix: str, resource_version: str, match: Matcher,
                  res: Resource | None = None) -> None:
-        self.revision = 0
+        self._revision = 0
+        self._source: Any = None
         self._res = res
         self._gen = self._events(store, prefix, resource_version, match)
+
+    @property
+    def revision(self) -> int:
+        # A watch cache knows how far its watcher is complete even when none of the
+        # changes since were this watcher's (another namespace's): bookmarks say so.
+        return max(self._revision, getattr(self._source, "progress", 0))
 
     def __aiter__(self) -> "WatchStream":
         return self
@@ -93,11 +99,12 @@ class WatchStream:
                 # etcd has not reached this version: it was reset or restored from a backup.
                 # An etcd watch would wait for it in silence; the client must list again.
                 raise errors.expired(f"too large resource version: {resource_version} (current {current})")
-        self.revision = start - 1
+        self._revision = start - 1
+        self._source = store.watch(prefix, start)
         try:
-            async for ev in store.watch(prefix, start):
+            async for ev in self._source:
                 out = classify(ev, match)
-                self.revision = ev.revision
+                self._revision = ev.revision
                 if out is not None:
                     yield out
         except Compacted as exc:
@@ -109,6 +116,9 @@ class WatchStream:
             # resourceVersion it got (etcd keeps its history across a restart) or, if that
             # is compacted away, gets 410 Expired and lists again.
             log.warning("ending watch on %s: %s", prefix, exc)
+        finally:
+            # Released now, not when collected: a cache's watcher or an etcd watch.
+            await self._source.aclose()
 
 
 def events(store: Store, res: Resource, prefix: str, resource_version: str,
@@ -133,8 +143,7 @@ async def serve(request: web.Request, stream: AsyncIterator[tuple[str, dict[str,
     bookmarks = _wants_bookmarks(request) and isinstance(stream, WatchStream)
 
     async def send(typ: str, obj: dict[str, Any]) -> None:
-        line = json.dumps({"type": typ, "object": obj}, separators=(",", ":"))
-        await resp.write(line.encode() + b"\n")
+        await resp.write(fastjson.dumps({"type": typ, "object": obj}) + b"\n")
 
     async def bookmark() -> None:
         assert isinstance(stream, WatchStream)

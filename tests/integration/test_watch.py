@@ -78,19 +78,43 @@ async def test_field_selectors_on_list_and_watch(client, namespace):
     assert events[0][1]["metadata"]["name"] == "f2"
 
 
-async def test_too_old_resource_version_gives_410_expired_event(client, namespace, apiserver):
+@pytest.fixture(scope="module", params=["window", "etcd-compaction"])
+def aged_apiserver(request, etcd, tmp_path_factory):
+    """An apiserver whose watch history is short: a watch cache of two events, or no
+    cache and etcd compacted (then etcd's history is what runs out)."""
+    from tests.conftest import start_apiserver, stop_process
+    flags = ("--default-watch-cache-size", "2") if request.param == "window" else ("--watch-cache", "false")
+    proc, info = start_apiserver(etcd, tmp_path_factory.mktemp("aged-apiserver"), extra_args=flags)
+    yield request.param, info
+    stop_process(proc)
+    assert "Traceback" not in info.log.read_text(), info.log.read_text()[-4000:]
+
+
+async def test_too_old_resource_version_gives_410_expired_event(aged_apiserver, namespace):
     import aetcd
-    await client.create(CONFIGMAPS, {"metadata": {"name": "old"}}, namespace)
-    first = await client.get(CONFIGMAPS, "old", namespace)
-    for i in range(3):
-        await client.patch(CONFIGMAPS, "old", {"data": {"i": str(i)}}, namespace)
-    latest = await client.get(CONFIGMAPS, "old", namespace)
-    etcd = aetcd.Client(host=apiserver.etcd.host, port=apiserver.etcd.port)
-    await etcd.connect()
+    from kubeling.client import Client
+    how, apiserver = aged_apiserver
+    client = Client(apiserver.url, apiserver.token)
     try:
-        await etcd.compact(int(latest["metadata"]["resourceVersion"]))
+        await client.list(CONFIGMAPS, namespace)   # the cache (if any) follows configmaps from here
+        await client.create(CONFIGMAPS, {"metadata": {"name": "old"}}, namespace)
+        first = await client.get(CONFIGMAPS, "old", namespace)
+        for i in range(3):
+            await client.patch(CONFIGMAPS, "old", {"data": {"i": str(i)}}, namespace)
+        latest = await client.get(CONFIGMAPS, "old", namespace)
+        # Within the history a watch from the newest version starts; it is not an error.
+        async with client.session.get(f"{apiserver.url}/api/v1/namespaces/{namespace}/configmaps", params={
+                "watch": "true", "resourceVersion": latest["metadata"]["resourceVersion"], "timeoutSeconds": "1"}) as r:
+            assert r.status == 200 and await r.read() == b""
     finally:
-        await etcd.close()
+        await client.close()
+    if how == "etcd-compaction":
+        etcd = aetcd.Client(host=apiserver.etcd.host, port=apiserver.etcd.port)
+        await etcd.connect()
+        try:
+            await etcd.compact(int(latest["metadata"]["resourceVersion"]))
+        finally:
+            await etcd.close()
     # On the wire: 200, then one ERROR event carrying a 410 Expired Status.
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {apiserver.token}"}) as s:
         async with s.get(f"{apiserver.url}/api/v1/namespaces/{namespace}/configmaps",

@@ -1,7 +1,9 @@
 """etcd killed (-9) and restarted, or frozen (SIGSTOP) and resumed, under a running
-apiserver: API watches must not stay open but dead. The apiserver ends a watch whose
-etcd watch broke, clients watch again from their last resourceVersion, and a pod
-created afterwards reaches informers and gets scheduled.
+apiserver: API watches must not stay open but dead. With the watch cache (the default)
+the cache resumes its etcd watch from its revision and API watches go on across the
+outage; without it the apiserver ends a watch whose etcd watch broke and clients watch
+again from their last resourceVersion. Either way a pod created afterwards reaches
+informers and gets scheduled.
 
 Each test has its own etcd and apiserver (the session's etcd must not be killed)."""
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Cluster:
     etcd_proc: subprocess.Popen
     api_proc: subprocess.Popen
     api: ApiServer
+    cached: bool
 
     def kill_etcd(self) -> None:
         self.etcd_proc.send_signal(signal.SIGKILL)
@@ -47,15 +50,16 @@ class Cluster:
         self.etcd_proc, _ = start_etcd(self.base, self.port, self.peer)
 
 
-@pytest.fixture
-async def cluster(tmp_path_factory):
+@pytest.fixture(params=["watch-cache", "no-watch-cache"])
+async def cluster(request, tmp_path_factory):
     if shutil.which("etcd") is None:
         pytest.fail("etcd is not installed: run scripts/setup")
     base = tmp_path_factory.mktemp("etcd-restart")
     port, peer = free_port(), free_port()
     etcd_proc, etcd = start_etcd(base, port, peer)
-    api_proc, api = start_apiserver(etcd, base)
-    c = Cluster(base, port, peer, etcd_proc, api_proc, api)
+    cached = request.param == "watch-cache"
+    api_proc, api = start_apiserver(etcd, base, extra_args=() if cached else ("--watch-cache", "false"))
+    c = Cluster(base, port, peer, etcd_proc, api_proc, api, cached)
     try:
         async with Client(api.url, api.token) as kube:
             await kube.create(NAMESPACES, {"metadata": {"name": NS}})
@@ -148,12 +152,18 @@ async def test_watches_end_or_resume_and_informers_see_pods_after_etcd_is_killed
             await eventually(lambda: "before" in seen.added, 10, "informer sync")
             await watches_open(kube, seen, raw)
             cluster.kill_etcd()
-            # The apiserver ends the watch whose etcd watch broke: no stream stays open but dead.
-            await asyncio.wait_for(asyncio.shield(raw.task), BOUND)
-            assert raw.names() == ["marker"]
+            if not cluster.cached:
+                # The apiserver ends the watch whose etcd watch broke: no stream stays open but dead.
+                await asyncio.wait_for(asyncio.shield(raw.task), BOUND)
+                assert raw.names() == ["marker"]
             cluster.restart_etcd()
             await create_when_back(kube, "after")
             await eventually(lambda: "after" in seen.added, BOUND, "the informer to see the new pod")
+            if cluster.cached:
+                # The watch cache resumed its etcd watch: the stream opened before the kill goes on.
+                await eventually(lambda: raw.names() == ["marker", "after"], BOUND,
+                                 "the watch opened before the kill to deliver the new pod")
+                assert not raw.task.done()
             # etcd kept its history: a watch from the version before the kill resumes there.
             again = RawWatch(cluster.api, rv)
             await eventually(lambda: again.names() == ["marker", "after"], BOUND,

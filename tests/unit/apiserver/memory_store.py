@@ -61,7 +61,11 @@ class MemoryStore:
         return self._decode(raw) if raw else None
 
     async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
-        return [self._decode(v) for k, v in sorted(self.data.items()) if k.startswith(prefix)], self.rev
+        items, rev = await self.items(prefix)
+        return [obj for _, obj in items], rev
+
+    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        return [(k, self._decode(v)) for k, v in sorted(self.data.items()) if k.startswith(prefix)], self.rev
 
     async def create(self, key: str, obj: dict[str, Any], claims: tuple[str, ...] = ()) -> dict[str, Any]:
         if key in self.data:
