@@ -5,6 +5,7 @@ large, and it keeps later integer conversions cheap whatever a client sends.
 """
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
@@ -36,6 +37,9 @@ def parse_quantity(s: str | int | float) -> Decimal:
     return value
 
 
+# Every component parses the same few strings ("100m", "64Mi") over and over: the apiserver
+# for each pod's QoS class, the scheduler for each node it weighs. Decimals are immutable.
+@functools.lru_cache(maxsize=4096)
 def _parse_text(text: str) -> Decimal:
     m = _SHAPE.match(text)
     if not m or len(text) > 100:

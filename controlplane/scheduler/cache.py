@@ -22,6 +22,9 @@ class Cache:
         self._pod_node: dict[str, str] = {}  # uid -> node name, for every placed pod
         self._assumed: set[str] = set()
         self._node_list: list[NodeInfo] | None = None
+        # Bumped whenever the schedulable nodes or what static filters read of them change:
+        # static verdicts cached at an older version are stale.
+        self.static_version = 0
 
     # ---- nodes -------------------------------------------------------------
 
@@ -39,7 +42,8 @@ class Cache:
             self._node_list = None
         elif info.node is None:
             self._node_list = None
-        info.set_node(node)
+        if info.set_node(node) or self._node_list is None:
+            self.static_version += 1
         return info
 
     def remove_node(self, name: str) -> None:
@@ -47,6 +51,7 @@ class Cache:
         if info is None:
             return
         self._node_list = None
+        self.static_version += 1
         if info.pods:
             info.set_node(None)  # its pods stay accounted until they are deleted
         else:

@@ -4,6 +4,10 @@ Recording never blocks the scheduling cycle: events go through a bounded queue
 to a few writer tasks, and are dropped when it is full, as client-go's
 broadcaster drops them. A repeat of the same event for the same pod bumps
 `count` and `lastTimestamp` of the existing object, as client-go's correlator does.
+
+Events yield to bindings: while `quiet` (when given) is clear, only one writer
+works, so a burst's bindings do not queue at the apiserver behind its Events.
+Each Event keeps the time its step happened (eventTime), however late it is written.
 """
 from __future__ import annotations
 
@@ -72,8 +76,9 @@ def event_for(pod: dict[str, Any], type_: str, reason: str, action: str, message
 
 class EventRecorder:
     def __init__(self, client: Client, component: str, instance: str, *, workers: int = 4,
-                 max_pending: int = 10000, remember: int = 4096) -> None:
+                 max_pending: int = 10000, remember: int = 4096, quiet: asyncio.Event | None = None) -> None:
         self.client, self.component, self.instance = client, component, instance
+        self._quiet = quiet
         self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(max_pending)
         self._workers = workers
         self._seen: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
@@ -90,7 +95,7 @@ class EventRecorder:
             self.dropped += 1
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._worker() for _ in range(self._workers)))
+        await asyncio.gather(*(self._worker(i) for i in range(self._workers)))
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (a little) for queued events to be written, e.g. before exiting."""
@@ -99,10 +104,14 @@ class EventRecorder:
         except asyncio.TimeoutError:
             pass
 
-    async def _worker(self) -> None:
+    async def _worker(self, index: int) -> None:
         while True:
+            if index and self._quiet is not None:
+                await self._quiet.wait()
             item = await self._queue.get()
             try:
+                if index and self._quiet is not None and not self._quiet.is_set():
+                    await self._quiet.wait()  # bindings began while this writer waited for work
                 await self._write(*item)
             except asyncio.CancelledError:
                 raise

@@ -28,6 +28,11 @@ class Status:
 
 
 class FilterPlugin(Protocol):
+    """A filter may also say `static = True`: its verdict depends only on the Node object and
+    on the pod's PodInfo.static_key fields (tolerations, nodeSelector, required node affinity,
+    nodeName), never on the pods placed on the node. The scheduler then reuses the verdicts
+    of a leading run of static filters for every pod of the same shape until a node changes
+    (a ReplicaSet's pods are checked against the nodes' taints and labels once, not per pod)."""
     name: str
 
     def applies(self, pod: PodInfo) -> bool:

@@ -51,15 +51,19 @@ class NodeInfo:
         self.spread_counts: dict[tuple[str, ...], int] = {}
         self.generation = 0
 
-    def set_node(self, node: dict[str, Any] | None) -> None:
+    def set_node(self, node: dict[str, Any] | None) -> bool:
+        """Take the node's new state; True when what static filters read (labels, taints,
+        unschedulable) changed, so their cached verdicts are stale."""
         self.node = node
         self.generation += 1
         if node is None:
-            return
+            return False
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
-        self.labels = dict(meta.get("labels") or {})
-        self.unschedulable = bool(spec.get("unschedulable"))
-        self.taints = effective_taints(node)
+        labels = dict(meta.get("labels") or {})
+        unschedulable = bool(spec.get("unschedulable"))
+        taints = effective_taints(node)
+        changed = labels != self.labels or unschedulable != self.unschedulable or taints != self.taints
+        self.labels, self.unschedulable, self.taints = labels, unschedulable, taints
         alloc = dict(status.get("allocatable") or status.get("capacity") or {})
         pods = alloc.pop("pods", 0)
         try:
@@ -67,6 +71,7 @@ class NodeInfo:
         except ValueError:
             self.allowed_pods = 0
         self.allocatable = requests_from(alloc)
+        return changed
 
     def add_pod(self, p: PodInfo) -> None:
         self.pods[p.uid] = p

@@ -5,6 +5,7 @@ ports, tolerations and affinity are parsed here, not in the hot loop.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -148,6 +149,8 @@ class PodInfo:
     node_name: str
     spread_key: tuple[str, ...] | None
     priority: int
+    # What static filters read (see framework.FilterPlugin), as one hashable value.
+    static_key: str = ""
 
     @property
     def key(self) -> str:
@@ -161,9 +164,22 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
     terms = None if required is None else list(required.get("nodeSelectorTerms") or [])
     priority = spec.get("priority")
+    tolerations = list(spec.get("tolerations") or [])
+    node_selector = dict(spec.get("nodeSelector") or {})
+    node_name = spec.get("nodeName") or ""
     return PodInfo(pod=pod, uid=meta.get("uid") or "", namespace=meta.get("namespace") or "",
                    name=meta.get("name") or "", requests=total, nonzero=nonzero,
-                   host_ports=host_ports(spec), tolerations=list(spec.get("tolerations") or []),
-                   node_selector=dict(spec.get("nodeSelector") or {}), required_affinity=terms,
-                   node_name=spec.get("nodeName") or "", spread_key=spread_key(pod),
-                   priority=priority if isinstance(priority, int) else 0)
+                   host_ports=host_ports(spec), tolerations=tolerations,
+                   node_selector=node_selector, required_affinity=terms,
+                   node_name=node_name, spread_key=spread_key(pod),
+                   priority=priority if isinstance(priority, int) else 0,
+                   static_key=static_key(tolerations, node_selector, terms, node_name))
+
+
+def static_key(tolerations: list[Any], node_selector: dict[str, str], terms: list[Any] | None,
+               node_name: str) -> str:
+    """Pods with equal keys get the same verdict from every static filter on every node.
+    Most pods carry none of these fields: their key is the empty string, built for free."""
+    if not (tolerations or node_selector or terms is not None or node_name):
+        return ""
+    return json.dumps([tolerations, node_selector, terms, node_name], sort_keys=True, default=str)

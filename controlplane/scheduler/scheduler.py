@@ -25,7 +25,7 @@ from kubeling.tasks import guarded
 from . import metrics
 from .cache import Cache
 from .events import NORMAL, SCHEDULING_SECONDS, WARNING, EventRecorder, trace_details
-from .framework import Diagnosis, FilterPlugin, ScorePlugin
+from .framework import Diagnosis, FilterPlugin, ScorePlugin, Status
 from .nodeinfo import NodeInfo, effective_taints
 from .plugins import default_filters, default_scores
 from .pod_status import unschedulable_patch
@@ -39,6 +39,8 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 # Plugins whose verdict can change when a bound pod goes away.
 FREED_BY_POD_DELETE = {"NodeResourcesFit", "NodePorts"}
+# Pod shapes whose static filter verdicts are kept (see framework.FilterPlugin).
+STATIC_VERDICTS_KEPT = 256
 
 
 def _assigned(pod: dict[str, Any]) -> bool:
@@ -78,7 +80,11 @@ class Scheduler:
         self.scores = scores if scores is not None else default_scores()
         self.cache = Cache()
         self.queue = queue or SchedulingQueue()
-        self.events = EventRecorder(client, scheduler_name, identity or scheduler_name)
+        # Set while no binding is in flight: Events then get all their writers.
+        self._no_bindings = asyncio.Event()
+        self._no_bindings.set()
+        self._bindings_in_flight = 0
+        self.events = EventRecorder(client, scheduler_name, identity or scheduler_name, quiet=self._no_bindings)
         # Whoever passes a factory runs it (after every component registered its handlers).
         self._own_informers = informers is None
         self.informers = informers if informers is not None else SharedInformers(client)
@@ -93,6 +99,15 @@ class Scheduler:
         # own: the scheduler would go on with stale caches, so its main stops (see __main__).
         self.on_failure: Callable[[BaseException], None] | None = None
         self._rng = random.Random()
+        # The leading filters marked static, and their verdicts per pod shape (static_key):
+        # (cache.static_version, the node list judged, the nodes passing, why the others not).
+        self._static_filters: list[FilterPlugin] = []
+        for f in self.filters:
+            if not getattr(f, "static", False):
+                break
+            self._static_filters.append(f)
+        self._dynamic_filters = self.filters[len(self._static_filters):]
+        self._static_verdicts: dict[str, tuple[int, list[NodeInfo], list[NodeInfo], dict[str, Status]]] = {}
         self.scheduled = 0
         self.failed = 0
 
@@ -164,18 +179,50 @@ class Scheduler:
         self._spawn(self._bind(qp, host.name, start, trace_details(diagnosis)))
 
     def find_feasible(self, info: Any, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], Diagnosis]:
+        """The nodes passing every filter, in order; a rejected node's status is its first
+        failing filter's, as if every filter ran on every node."""
         diagnosis = Diagnosis(len(nodes))
+        candidates, rejected = self._static_pass(info, nodes)
+        if rejected:
+            diagnosis.node_statuses.update(rejected)
+        filters = [f for f in self._dynamic_filters if f.applies(info)]
+        if not filters:
+            return list(candidates), diagnosis
         feasible = []
-        filters = [f for f in self.filters if f.applies(info)]
-        for n in nodes:
+        statuses = diagnosis.node_statuses
+        for n in candidates:
             for f in filters:
                 st = f.filter(info, n)
                 if st is not None:
-                    diagnosis.node_statuses[n.name] = st
+                    statuses[n.name] = st
                     break
             else:
                 feasible.append(n)
         return feasible, diagnosis
+
+    def _static_pass(self, info: Any, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], dict[str, Status]]:
+        """The nodes the static filters let through and why they rejected the others,
+        computed once per pod shape and node version."""
+        version = self.cache.static_version
+        hit = self._static_verdicts.get(info.static_key)
+        # The cache hands out the same list object until its membership changes.
+        if hit is not None and hit[0] == version and hit[1] is nodes:
+            return hit[2], hit[3]
+        filters = [f for f in self._static_filters if f.applies(info)]
+        passed: list[NodeInfo] = []
+        rejected: dict[str, Status] = {}
+        for n in nodes:
+            for f in filters:
+                st = f.filter(info, n)
+                if st is not None:
+                    rejected[n.name] = st
+                    break
+            else:
+                passed.append(n)
+        if len(self._static_verdicts) >= STATIC_VERDICTS_KEPT:
+            self._static_verdicts.clear()  # many shapes, or stale: start over
+        self._static_verdicts[info.static_key] = (version, nodes, passed, rejected)
+        return passed, rejected
 
     def select_host(self, info: Any, feasible: list[NodeInfo]) -> NodeInfo:
         if len(feasible) == 1:
@@ -211,8 +258,7 @@ class Scheduler:
         info = qp.info
         decided = datetime.now(timezone.utc)   # the Scheduled event's time: the binding goes out now
         try:
-            async with self._bind_slots:
-                await self.client.create_binding(info.namespace, info.name, node, info.uid)
+            await self._post_binding(info, node)
         except Exception as exc:
             metrics.observe_attempt(metrics.ERROR, time.perf_counter() - start)
             self.cache.forget(info.uid)
@@ -235,6 +281,17 @@ class Scheduler:
         log.debug("bound %s to %s", info.key, node)
         self.events.record(info.pod, NORMAL, "Scheduled", "Binding",
                            f"Successfully assigned {info.namespace}/{info.name} to {node}", details, decided)
+
+    async def _post_binding(self, info: Any, node: str) -> None:
+        self._bindings_in_flight += 1
+        self._no_bindings.clear()
+        try:
+            async with self._bind_slots:
+                await self.client.create_binding(info.namespace, info.name, node, info.uid)
+        finally:
+            self._bindings_in_flight -= 1
+            if not self._bindings_in_flight:
+                self._no_bindings.set()
 
     async def _patch_status(self, ns: str, name: str, patch: dict[str, Any]) -> None:
         try:

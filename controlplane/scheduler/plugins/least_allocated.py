@@ -7,17 +7,20 @@ from ..nodeinfo import NodeInfo
 from ..podinfo import PodInfo
 
 
-def _free_share(allocatable: int, requested: int) -> int:
-    if allocatable <= 0 or requested > allocatable:
-        return 0
-    return (allocatable - requested) * MAX_NODE_SCORE // allocatable
-
-
 class LeastAllocated:
     name = "NodeResourcesLeastAllocated"
     weight = 1
 
     def score(self, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
         cpu, mem = pod.nonzero.milli_cpu, pod.nonzero.memory
-        return [(_free_share(n.allocatable.milli_cpu, n.nonzero_requested.milli_cpu + cpu)
-                 + _free_share(n.allocatable.memory, n.nonzero_requested.memory + mem)) // 2 for n in nodes]
+        out = []
+        # Per resource: the free share after placing the pod, 0 when it would not fit;
+        # inlined, as this runs for every feasible node of every pod.
+        for n in nodes:
+            alloc, used = n.allocatable, n.nonzero_requested
+            a, r = alloc.milli_cpu, used.milli_cpu + cpu
+            s = (a - r) * MAX_NODE_SCORE // a if 0 < a and r <= a else 0
+            a, r = alloc.memory, used.memory + mem
+            s += (a - r) * MAX_NODE_SCORE // a if 0 < a and r <= a else 0
+            out.append(s // 2)
+        return out

@@ -64,6 +64,7 @@ def node_matches(pod: PodInfo, node: NodeInfo) -> bool:
 
 class NodeAffinity:
     name = "NodeAffinity"
+    static = True  # reads only the Node object and the pod's static_key fields
 
     def applies(self, pod: PodInfo) -> bool:
         return bool(pod.node_selector) or pod.required_affinity is not None

@@ -10,6 +10,7 @@ REASON = "node(s) didn't match the requested node name"
 
 class NodeName:
     name = "NodeName"
+    static = True  # reads only the Node object and the pod's static_key fields
 
     def applies(self, pod: PodInfo) -> bool:
         return bool(pod.node_name)

@@ -13,6 +13,7 @@ _TAINT = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
 
 class NodeUnschedulable:
     name = "NodeUnschedulable"
+    static = True  # reads only the Node object and the pod's static_key fields
 
     def applies(self, pod: PodInfo) -> bool:
         return True

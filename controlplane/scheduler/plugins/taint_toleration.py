@@ -33,6 +33,7 @@ def tolerated(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
 
 class TaintToleration:
     name = "TaintToleration"
+    static = True  # reads only the Node object and the pod's static_key fields
 
     def applies(self, pod: PodInfo) -> bool:
         return True
