@@ -11,7 +11,7 @@ import sys
 
 from prometheus_client import REGISTRY
 
-from kubeling import metrics_server
+from kubeling import eventloop, metrics_server
 from kubeling.client import Client
 
 from . import metrics
@@ -105,13 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        # libuv's loop: less CPU per HTTP request and watch event than asyncio's own, and
-        # the scheduler's work is mostly those (bindings, Events, the pods watch).
-        import uvloop
-    except ImportError:
-        return asyncio.run(run(args))
-    return uvloop.run(run(args))
+    # libuv's loop: less CPU per HTTP request and watch event than asyncio's own, and
+    # the scheduler's work is mostly those (bindings, Events, the pods watch).
+    return eventloop.run(run(args))
 
 
 if __name__ == "__main__":
