@@ -163,7 +163,18 @@ async def _to_completion(aw: Awaitable[T]) -> T:
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        await asyncio.wait({task})
+        # Cancelled again while waiting (a termination, then a shorter grace period, each
+        # cancel the sync): still wait, or the kill would stop a sandbox in the middle of its
+        # CNI ADD.
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                pass
+        if not task.cancelled() and task.exception() is not None:
+            # Its failure is the caller's no more (the caller is cancelled): said here, not
+            # left to asyncio's "Task exception was never retrieved".
+            log.info("a runtime call failed after its sync was cancelled: %s", task.exception())
         raise
 
 

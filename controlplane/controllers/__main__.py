@@ -12,6 +12,7 @@ from kubeling.resources import lookup
 from .csr_signer import CSRSigningController
 from .endpoints import EndpointsController
 from .endpointslices import EndpointSliceController
+from .node_lifecycle import NodeLifecycleController
 from .nodeipam import NodeIpamController
 from .namespace import NamespaceController
 from .deployment import DeploymentController
@@ -53,6 +54,7 @@ async def main(args: argparse.Namespace) -> None:
     # The controllers share one informer per resource (each resource watched once).
     informers = SharedInformers(client)
     controllers = [NodeIpamController(client, args.cluster_cidr, args.node_cidr_mask_size),
+                   NodeLifecycleController(client, args.node_monitor_grace_period, args.node_monitor_period),
                    NamespaceController(client), EndpointsController(client, informers),
                    EndpointSliceController(client, informers)]
     controllers += [ReplicaSetController(client, informers),
@@ -97,10 +99,23 @@ async def main(args: argparse.Namespace) -> None:
         await client.close()
 
 
+def seconds(value: str) -> float:
+    """A duration flag as kube-controller-manager takes it ("40s", "1m") or plain seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in sorted(units, key=len, reverse=True):
+        if value.endswith(unit):
+            return float(value[:-len(unit)]) * units[unit]
+    return float(value)
+
+
 parser = argparse.ArgumentParser(prog="kubeling controller-manager")
 parser.add_argument("--kubeconfig", default=None)
 parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
 parser.add_argument("--node-cidr-mask-size", type=int, default=24)
+parser.add_argument("--node-monitor-grace-period", type=seconds, default=40.0,
+                    help="how long a Node may stay silent before its conditions go Unknown (e.g. 40s)")
+parser.add_argument("--node-monitor-period", type=seconds, default=5.0,
+                    help="how often Nodes are checked for silence (e.g. 5s)")
 parser.add_argument("--cluster-signing-cert-file", default=None,
                     help="CA certificate that signs approved node client CSRs (with --cluster-signing-key-file)")
 parser.add_argument("--cluster-signing-key-file", default=None, help="private key of --cluster-signing-cert-file")
