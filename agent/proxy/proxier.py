@@ -1,4 +1,5 @@
-"""The proxy's control loop: Services and EndpointSlices in, one iptables-restore per sync out.
+"""The proxy's control loop: Services and EndpointSlices in, one rules transaction per sync out
+(an iptables-restore batch or an nft -f transaction, by the backend given).
 
 Informer events only update the in-memory picture and wake the sync loop, so a burst of
 changes is coalesced into one sync (the next one starts when the running one ends, and no
@@ -8,7 +9,7 @@ run's included); in between, a sync rewrites only the chains whose rules changed
 is retried as a full one after retry_interval.
 
 The Services and EndpointSlices informers come from the process's shared informer factory;
-a proxier given none makes and runs its own. The iptables backend and the conntrack runner are
+a proxier given none makes and runs its own. The rule backend and the conntrack runner are
 passed in, so the sync logic can be tested against recorders.
 """
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agent.proxy import conntrack, metrics, rules
-from agent.proxy.iptables import Iptables, IptablesError
+from agent.proxy.iptables import IptablesError
+from agent.proxy.nftables import NftablesError
 from agent.proxy.model import Endpoint, ServicePort, service_ports, slice_endpoints, slice_service, usable
 from kubeling.client import Client
 from kubeling.informer import key_of
@@ -35,6 +37,18 @@ SERVICES, ENDPOINT_SLICES = lookup("services"), lookup("endpointslices")
 ConntrackRunner = Callable[[list[list[str]]], object]  # runs `conntrack` argument lists
 
 
+class RuleBackend(Protocol):
+    """A proxy mode (iptables.IptablesSync, nftables.NftablesSync): writes the rules for these
+    service ports and endpoints. `full`: rewrite everything ours and drop what is ours but no
+    longer rendered; otherwise only what differs from the last successful sync, and `only`
+    (when given) promises that nothing but these services' endpoints changed. Blocking; returns
+    the number of lines written. After a failure the backend's next sync must be full."""
+    mode: str
+
+    def sync(self, ports: list[ServicePort], endpoints: Mapping[rules.EndpointKey, list[Endpoint]],
+             full: bool, only: set[tuple[str, str]] | None = None) -> int: ...
+
+
 @dataclass
 class SyncStats:
     count: int = 0
@@ -45,7 +59,7 @@ class SyncStats:
 
 
 class Proxier:
-    def __init__(self, client: Client, cfg: rules.Config, ipt: Iptables, *, sync_period: float = 30.0,
+    def __init__(self, client: Client, cfg: rules.Config, backend: RuleBackend, *, sync_period: float = 30.0,
                  min_sync_interval: float = 0.0, retry_interval: float = 1.0,
                  on_synced: Callable[[SyncStats], None] | None = None,
                  informers: SharedInformers | None = None,
@@ -57,7 +71,7 @@ class Proxier:
         proxy's trace events)."""
         self.client = client
         self.cfg = cfg
-        self.ipt = ipt
+        self.backend = backend
         self.sync_period = sync_period
         self.min_sync_interval = min_sync_interval
         self.retry_interval = retry_interval
@@ -69,13 +83,10 @@ class Proxier:
         self.slices_of: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (ns, service) → slice keys
         self.endpoints: dict[rules.EndpointKey, list[Endpoint]] = {}
         self._endpoint_keys: dict[tuple[str, str], set[rules.EndpointKey]] = {}
-        self.renderer = rules.Renderer(cfg)
-        self.applied: rules.Ruleset | None = None  # last ruleset written successfully
         self.flows: dict[ServicePort, tuple[Endpoint, ...]] = {}  # UDP endpoints last programmed
         self.stats = SyncStats()
         self.programming = metrics.NetworkProgrammingTracker()
         self._wake = asyncio.Event()
-        self._jumps_ok = False
         # What changed since the last sync's snapshot: with no service change, only the
         # services whose endpoints changed are rendered again.
         self._ports_changed = True
@@ -145,26 +156,8 @@ class Proxier:
         """Render and apply (runs in a worker thread; blocking subprocesses). `only`: nothing but
         these services' endpoints changed since the last successful sync."""
         t0 = time.monotonic()
-        ruleset = self.renderer.render(ports, endpoints, None if full or self.applied is None else only)
-        t_render = time.monotonic()
-        if full or self.applied is None:
-            existing = self.ipt.our_chains()
-            old = None
-        else:
-            existing = rules.chain_names(self.applied)
-            old = self.applied
-        stale = {t: existing.get(t, set()) - set(ruleset[t]) for t in rules.TABLES}
-        text = rules.restore_text(ruleset, old, stale)
-        if full or not self._jumps_ok:
-            # Before the restore, so the rules are live the moment they appear (the jumps lead
-            # to chains that are empty until then).
-            self.ipt.ensure_jumps()
-            self._jumps_ok = True
-        self.applied = None  # a failed restore leaves the state unknown: the next sync is full
-        t_restore = time.monotonic()
-        self.ipt.restore(text)
-        self.applied = ruleset
-        restore_ms = (time.monotonic() - t_restore) * 1000
+        lines = self.backend.sync(ports, endpoints, full, only)
+        t_written = time.monotonic()
         flows = {sp: tuple(usable(endpoints.get(rules.endpoint_key(sp), ()), self.cfg.use_terminating))
                  for sp in ports if sp.protocol == "udp"}
         self.run_conntrack(conntrack.stale_deletions(self.flows, flows))
@@ -178,9 +171,8 @@ class Proxier:
         s.last_ms = ms
         s.history.append((time.time(), full, ms))
         del s.history[:-1000]
-        log.info("sync %d (%s): %d service ports, %d lines written, %.1f ms (render %.1f, restore %.1f)",
-                 s.count, "full" if full else "partial", len(ports), text.count("\n"), ms,
-                 (t_render - t0) * 1000, restore_ms)
+        log.info("sync %d (%s): %d service ports, %d lines written, %.1f ms (rules %.1f)",
+                 s.count, "full" if full else "partial", len(ports), lines, ms, (t_written - t0) * 1000)
 
     async def _sync_loop(self) -> None:
         next_full = 0.0
@@ -210,7 +202,7 @@ class Proxier:
                 self.programming.failed(changes)
                 self._endpoints_changed |= touched   # still to report once programmed
                 self.stats.failures += 1
-                if isinstance(exc, (IptablesError, OSError)):
+                if isinstance(exc, (IptablesError, NftablesError, OSError)):
                     # Expected now and then (the xtables lock, a racing rule change): no traceback.
                     log.error("sync failed: %s; retrying with a full sync in %.1fs", exc, self.retry_interval)
                 else:

@@ -40,3 +40,12 @@ def node(uplink):
     # a wider look at the root namespace would see other runs' nodes.
     left = n.destroy()
     assert not left, f"left behind: {left}"
+
+
+@pytest.fixture(params=["iptables", "nftables"])
+def mode(request) -> str:
+    """The proxy mode a test runs under (`--proxy-mode`); the nftables one needs a working nft."""
+    from agent.proxy.nftables import available
+    if request.param == "nftables" and not available():
+        pytest.skip("no working nft binary")
+    return request.param

@@ -170,10 +170,12 @@ class Node:
             return None
         return proc.stdout.strip() if proc.returncode == 0 else None
 
-    def start_proxy(self, kubeconfig: str, log: Path, *extra: str) -> subprocess.Popen:
+    def start_proxy(self, kubeconfig: str, log: Path, *extra: str, events: bool = True) -> subprocess.Popen:
+        """events=False: no --node-name, so no RulesProgrammed events (one per service at start)."""
+        node = ["--node-name", self.name] if events else []
         proc = subprocess.Popen(
             ["nsenter", f"--net={self.path}", sys.executable, "-m", "agent.proxy", "--kubeconfig", kubeconfig,
-             "--node-name", self.name, "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR, *extra],
+             *node, "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR, *extra],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
         self.procs.append(proc)
         return proc

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agent.proxy import rules
-from agent.proxy.iptables import IptablesError
+from agent.proxy.iptables import IptablesError, IptablesSync
 from agent.proxy.proxier import Proxier
 from kubeling.resources import lookup
 from kubeling.shared_informers import SharedInformers
@@ -175,7 +175,8 @@ class Node:
         self.log: list[tuple[str, Any]] = []
         self.ipt = FakeIptables(self.log)
         self.conntrack: list[list[str]] = []
-        self.proxier = Proxier(self.client, rules.Config(use_terminating=use_terminating), self.ipt,  # type: ignore[arg-type]
+        cfg = rules.Config(use_terminating=use_terminating)
+        self.proxier = Proxier(self.client, cfg, IptablesSync(self.ipt, cfg),  # type: ignore[arg-type]
                                sync_period=3600, min_sync_interval=min_sync_interval,
                                retry_interval=retry_interval, informers=informers,
                                run_conntrack=self._conntrack)

@@ -157,3 +157,81 @@ def test_endpoints_only_render_equals_a_full_render():
     # Losing every endpoint touches the shared chains: the fast path falls back to a full render.
     emptied = {**eps(WEB), **eps(other, E1)}
     assert r.render([WEB, other], emptied, only={("default", "web")}) == rules.render([WEB, other], emptied)
+
+
+class _Kernel:
+    """Applies restore batches as the kernel does, and refuses what it would refuse: a jump to
+    a chain that does not exist, or deleting a chain still jumped to."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, list[str]]] = {t: {} for t in rules.TABLES}
+
+    def restore(self, text: str) -> None:
+        staged = {t: {c: list(r) for c, r in chains.items()} for t, chains in self.tables.items()}
+        table: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            if line.startswith("*"):
+                table = staged[line[1:]]
+            elif line.startswith(":"):
+                table[line[1:].split()[0]] = []
+            elif line.startswith("-A "):
+                table[line.split()[1]].append(line)
+            elif line.startswith("-X "):
+                del table[line.split()[1]]
+        for chains in staged.values():
+            for body in chains.values():
+                for rule in body:
+                    target = rule.rsplit("-j ", 1)[-1].split()[0]
+                    assert not target.startswith(rules.PREFIX) or target in chains, rule
+        self.tables = staged
+
+
+def _many(n: int, gen: int = 0) -> tuple[list[ServicePort], dict]:
+    ports = [ServicePort("ns", f"s{i}", "http", "tcp", f"10.96.{i >> 8}.{i & 255}", 80) for i in range(n)]
+    endpoints = {rules.endpoint_key(sp): [Endpoint(f"10.244.{i >> 8}.{i & 255}", 8080 + gen),
+                                          Endpoint(f"10.245.{i >> 8}.{i & 255}", 8080)]
+                 for i, sp in enumerate(ports)}
+    return ports, endpoints
+
+
+def test_a_big_write_is_split_into_batches_each_valid_and_ending_where_one_batch_would():
+    ports, endpoints = _many(40)
+    first = rules.render(ports, endpoints)
+    batches = rules.restore_batches(first, batch_chains=25)
+    assert len(batches) == 6  # 122 chains (2 fixed + 120 per-service) in 25s, then the dispatch chains
+    kernel = _Kernel()
+    for text in batches:
+        kernel.restore(text)
+    assert "KUBELING-SERVICES" not in "".join(batches[:-1])  # jumped to only once all exist
+    assert kernel.tables == {t: {c: list(b) for c, b in chains.items()} for t, chains in first.items()}
+
+    # A partial write of many changed chains, dropping half the services: split as well, and the
+    # stale chains go in the last batch, once nothing jumps to them.
+    ports2, endpoints2 = _many(20, gen=1)
+    second = rules.render(ports2, endpoints2)
+    stale = {t: set(first[t]) - set(second[t]) for t in rules.TABLES}
+    batches = rules.restore_batches(second, first, stale, batch_chains=25)
+    assert len(batches) > 1 and all("-X " not in b for b in batches[:-1])
+    for text in batches:
+        kernel.restore(text)
+    assert kernel.tables == {t: {c: list(b) for c, b in chains.items()} for t, chains in second.items()}
+    # Few chains: one batch, as restore_text gives.
+    assert rules.restore_batches(second, first, stale) == [rules.restore_text(second, first, stale)]
+
+
+def test_a_partial_render_names_the_chains_it_wrote_and_dropped():
+    E3 = Endpoint("10.244.9.9", 8080)
+    r = rules.Renderer(rules.Config())
+    ports, endpoints = _many(3)
+    first = r.render(ports, endpoints)
+    assert r.delta is None
+    kernel = _Kernel()
+    kernel.restore(rules.restore_text(first))
+    sp = ports[1]
+    changed = {**endpoints, rules.endpoint_key(sp): [endpoints[rules.endpoint_key(sp)][0], E3]}
+    second = r.render(ports, changed, only={(sp.namespace, sp.name)})
+    written, dropped = r.delta
+    old_sep = rules.sep_chain(sp, endpoints[rules.endpoint_key(sp)][1])
+    assert written == {rules.svc_chain(sp), rules.sep_chain(sp, E3)} and dropped == {old_sep}
+    kernel.restore(rules.restore_text({"nat": {c: second["nat"][c] for c in written}}, None, {"nat": dropped}))
+    assert kernel.tables == {t: {c: list(b) for c, b in chains.items()} for t, chains in second.items()}
