@@ -21,6 +21,7 @@ from typing import Any
 
 log = logging.getLogger("agent.cni")
 
+CNI_SOCKET_ENV = "KUBELING_CNI_SOCKET"  # cni.wire.SOCKET_ENV (the agent does not import cni)
 LOOPBACK_CONF = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
 
 
@@ -120,6 +121,10 @@ class CniInvoker:
         exe = self.find_plugin(typ)
         full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                     "CNI_COMMAND": command, "CNI_PATH": ":".join(self.bin_dirs), **env}
+        # libcni passes the runtime's environment on; of ours, the kubeling plugins need where their
+        # daemon listens when it is not the default (a node whose cni-daemon has its own socket).
+        if CNI_SOCKET_ENV in os.environ:
+            full_env[CNI_SOCKET_ENV] = os.environ[CNI_SOCKET_ENV]
         proc = await asyncio.create_subprocess_exec(exe, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE, env=full_env)

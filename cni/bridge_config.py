@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cni.errors import INVALID_NETWORK_CONFIG, CniError
+from cni.spec import NETWORK_NAME
 
 DEFAULT_BRIDGE = "cni0"
 
@@ -52,10 +53,12 @@ def _cidrs(conf: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 def load_bridge_config(conf: Mapping[str, Any]) -> BridgeConfig:
     name = conf.get("name")
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not NETWORK_NAME.fullmatch(name):
         raise CniError(INVALID_NETWORK_CONFIG, "network config needs a 'name'")
     bridge = conf.get("bridge") or DEFAULT_BRIDGE
-    if not isinstance(bridge, str) or len(bridge) > 15 or any(c in bridge for c in "/: \t"):
+    # The kernel's rules for a link name (dev_valid_name), kept to printable ASCII.
+    if not isinstance(bridge, str) or len(bridge) > 15 or not (bridge.isascii() and bridge.isprintable()) \
+            or any(c in bridge for c in "/: ") or bridge in (".", ".."):
         raise CniError(INVALID_NETWORK_CONFIG, f"invalid bridge name {bridge!r}")
     mtu = conf.get("mtu")
     if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or not 0 <= mtu <= 65535):

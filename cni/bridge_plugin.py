@@ -10,7 +10,11 @@ from typing import Any
 from cni import delegate, iptables_rules, netlink_ops
 from cni.bridge_config import BridgeConfig, load_bridge_config
 from cni.errors import INTERNAL, INVALID_NETWORK_CONFIG, CniError
+from cni.ipam_config import load_ipam_config
 from cni.spec import CmdArgs, format_result, normalize_result
+
+
+IN_TREE_IPAM = "kubeling-ipam"
 
 
 def host_veth_name(network: str, container_id: str, ifname: str) -> str:
@@ -22,6 +26,12 @@ def host_veth_name(network: str, container_id: str, ifname: str) -> str:
 def handle(args: CmdArgs, conf: dict[str, Any], stdin: bytes) -> dict[str, Any] | None:
     cfg = load_bridge_config(conf)
     if args.command == "ADD":
+        if cfg.ipam_type == IN_TREE_IPAM:
+            # Refuse a bad IPAM config or CNI_ARGS before the bridge exists: a failed ADD
+            # must leave the node as it found it (another plugin's IPAM can only fail later).
+            load_ipam_config(conf, args.args_dict())
+        if cfg.ipam_type:
+            delegate.find_plugin(cfg.ipam_type, args.path)  # a missing IPAM plugin, too, before any change
         return format_result(add(args, cfg, stdin), cfg.cni_version)
     if args.command == "DEL":
         delete(args, cfg, stdin)
@@ -59,8 +69,7 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
         if pod.devs.index(args.ifname) is not None:
             raise CniError(INTERNAL, f"container veth name provided ({args.ifname}) already exists")
         br_index = netlink_ops.ensure_bridge(host, cfg.bridge, cfg.mtu, cfg.promisc)
-        veth_index = netlink_ops.create_veth(host, veth, args.ifname, args.netns, cfg.mtu)
-        netlink_ops.attach_to_bridge(host.ipr, veth_index, br_index, cfg.hairpin)
+        netlink_ops.create_veth(host, veth, args.ifname, args.netns, cfg.mtu, br_index, cfg.hairpin)
 
         ipam: dict[str, Any] = {"ips": [], "routes": [], "dns": {}}
         if cfg.ipam_type:
@@ -90,7 +99,7 @@ def add(args: CmdArgs, cfg: BridgeConfig, stdin: bytes) -> dict[str, Any]:
         if cfg.is_gateway:
             for ip in ips:
                 iface = ipaddress.ip_interface(ip["address"])
-                netlink_ops.ensure_address(host.ipr, br_index, ip["gateway"], iface.network.prefixlen)
+                netlink_ops.ensure_address(host, br_index, ip["gateway"], iface.network.prefixlen)
             if any(":" not in ip["address"] for ip in ips):
                 netlink_ops.write_sysctl("net.ipv4.ip_forward", "1")
             if any(":" in ip["address"] for ip in ips):

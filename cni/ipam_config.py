@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from cni.errors import INTERNAL, INVALID_NETWORK_CONFIG, CniError
+from cni.spec import NETWORK_NAME
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
@@ -122,7 +124,7 @@ def load_ipam_config(conf: Mapping[str, Any], cni_args: Mapping[str, str]) -> Ip
     if not isinstance(ipam, Mapping):
         raise CniError(INTERNAL, "IPAM config missing 'ipam' key")
     name = conf.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+    if not isinstance(name, str) or not NETWORK_NAME.fullmatch(name):
         raise _bad("network config needs a valid 'name'")
     raw_sets: list[Any] = []
     runtime = conf.get("runtimeConfig") if isinstance(conf.get("runtimeConfig"), Mapping) else {}
@@ -151,8 +153,10 @@ def load_ipam_config(conf: Mapping[str, Any], cni_args: Mapping[str, str]) -> Ip
     for ip in runtime.get("ips") or []:
         requested.append(_ip(str(ip).split("/")[0], "runtimeConfig.ips entry"))
     data_dir = ipam.get("dataDir") or DEFAULT_DATA_DIR
-    if not isinstance(data_dir, str):
-        raise _bad("'dataDir' must be a string")
+    # Absolute: a runtime's working directory is anyone's guess, and two runtimes with
+    # different ones would keep two allocation stores and hand out one address twice.
+    if not isinstance(data_dir, str) or "\0" in data_dir or not os.path.isabs(data_dir):
+        raise _bad("'dataDir' must be an absolute path")
     return IpamConfig(
         name=name,
         cni_version=str(conf.get("cniVersion", "")),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
+import re
+import shutil
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +18,8 @@ from cni.errors import IO_FAILURE, CniError
 
 LAST_IP_PREFIX = "last_reserved_ip."
 LINE_BREAK = "\r\n"
+_CONTAINER_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+_IFNAME = re.compile(r"[^\s/:]{1,15}")
 
 
 class DiskStore:
@@ -36,11 +40,14 @@ class DiskStore:
             os.close(fd)  # closing drops the flock
 
     def reserve(self, container_id: str, ifname: str, ip: ipaddress._BaseAddress, range_id: str) -> bool:
+        """Called with the lock held (so no other writer is mid-write)."""
         path = os.path.join(self.dir, str(ip))
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            return False
+            if not self._reclaim_corrupt(path):
+                return False
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, (container_id.strip() + LINE_BREAK + ifname).encode())
         except OSError:
@@ -51,11 +58,38 @@ class DiskStore:
         self._write(LAST_IP_PREFIX + range_id, str(ip))
         return True
 
+    def _reclaim_corrupt(self, path: str) -> bool:
+        """Remove an allocation file that names no container, and say whether it did.
+        Every writer holds the lock while it writes, so under the lock such a file (empty,
+        cut short before its line break, binary, a directory) is what a crashed writer left:
+        its ADD never returned a result, no pod uses the address, and keeping the file
+        would leak the address for good. A file that names a container is never touched."""
+        try:
+            with open(path, "rb") as f:
+                content = f.read(4096)
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+            return True
+        except OSError:
+            return False
+        try:
+            text = content.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text = ""
+        cid, _, ifname = text.partition(LINE_BREAK)
+        if _CONTAINER_ID.fullmatch(cid) and (not ifname or _IFNAME.fullmatch(ifname)):
+            return False
+        os.unlink(path)
+        return True
+
     def _write(self, name: str, content: str) -> None:
         tmp = os.path.join(self.dir, f".{name}.tmp")
         with open(tmp, "w") as f:
             f.write(content)
-        os.replace(tmp, os.path.join(self.dir, name))
+        target = os.path.join(self.dir, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target, ignore_errors=True)  # a corrupt node: this name is ours to write
+        os.replace(tmp, target)
 
     def last_reserved_ip(self, range_id: str) -> ipaddress._BaseAddress | None:
         try:

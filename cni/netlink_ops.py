@@ -1,4 +1,8 @@
-"""Netlink work of the bridge plugin, through pyroute2: bridge, veth pair, addresses, routes."""
+"""Netlink work of the bridge plugin: bridge, veth pair, addresses, routes.
+
+The per-ADD requests go through cni.rtnl, batched; pyroute2 (an IPRoute opened only when
+needed) serves the rare or state-reading work: creating or fixing the bridge, CHECK, cleanup.
+"""
 from __future__ import annotations
 
 import errno
@@ -11,7 +15,7 @@ from typing import Any, Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from cni import netns
+from cni import netns, rtnl
 from cni.netdev import Devices
 
 IFF_UP = 0x1
@@ -29,17 +33,32 @@ class Link:
 
 
 class Namespace:
-    """A netlink socket and an ioctl socket bound to one network namespace."""
+    """Netlink and ioctl sockets bound to one network namespace (None: this thread's)."""
 
     def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self._ipr: IPRoute | None = None
         if path is None:
-            self.ipr, self.devs = IPRoute(), Devices()
+            self.nl, self.devs = rtnl.Socket(), Devices()
         else:
             with netns.entered(path):
-                self.ipr, self.devs = IPRoute(), Devices()
+                self.nl, self.devs = rtnl.Socket(), Devices()
+
+    @property
+    def ipr(self) -> IPRoute:
+        """pyroute2, opened on first use (~2 ms of CPU, which most ADDs never need)."""
+        if self._ipr is None:
+            if self.path is None:
+                self._ipr = IPRoute()
+            else:
+                with netns.entered(self.path):
+                    self._ipr = IPRoute()
+        return self._ipr
 
     def close(self) -> None:
-        self.ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
+        self.nl.close()
         self.devs.close()
 
 
@@ -111,71 +130,53 @@ def ensure_bridge(ns: Namespace, name: str, mtu: int | None, promisc: bool) -> i
     return index
 
 
-def ensure_address(ipr: IPRoute, index: int, address: str, prefixlen: int) -> None:
-    try:
-        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
-    except NetlinkError as e:
-        if e.code != errno.EEXIST:
-            raise
+def ensure_address(ns: Namespace, index: int, address: str, prefixlen: int) -> None:
+    ns.nl.run(rtnl.add_address(index, address, prefixlen))
 
 
 def addresses(ipr: IPRoute, index: int) -> set[str]:
     return {f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}" for m in ipr.get_addr(index=index)}
 
 
-def create_veth(ns: Namespace, host_name: str, ifname: str, netns_path: str, mtu: int | None) -> int:
-    """Create the pair with the container end born inside the pod's netns as `ifname`."""
+def create_veth(ns: Namespace, host_name: str, ifname: str, netns_path: str, mtu: int | None,
+                bridge_index: int, hairpin: bool) -> int:
+    """Create the pair with the container end born inside the pod's netns as `ifname` and the
+    host end up on the bridge (one request, as the kernel applies master and flags on creation)."""
     stale = ns.devs.index(host_name)
     if stale is not None:
         # Left by an ADD that died half-way for this very attachment (the name is derived from it).
-        delete_index(ns.ipr, stale)
+        ns.nl.run(rtnl.del_link(stale))
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
-        kwargs: dict[str, Any] = {"ifname": host_name, "kind": "veth", "peer": peer}
-        if mtu:
-            kwargs["mtu"] = mtu
-            peer["mtu"] = mtu
-        ns.ipr.link("add", **kwargs)
+        ns.nl.run(rtnl.new_veth(host_name, ifname, fd, mtu, bridge_index))
     finally:
         os.close(fd)
     index = ns.devs.index(host_name)
     if index is None:
         raise RuntimeError(f"veth {host_name} missing after creation")
-    return index
-
-
-def attach_to_bridge(ipr: IPRoute, host_index: int, bridge_index: int, hairpin: bool) -> None:
-    ipr.link("set", index=host_index, master=bridge_index, state="up")
     if hairpin:
-        ipr.brport("set", index=host_index, mode=1)
+        # A bridge port setting, so only after the port exists: it needs the new index.
+        ns.nl.run(rtnl.set_hairpin(index, True))
+    return index
 
 
 def configure_container(
     pod: Namespace, ifname: str, ips: Iterable[dict[str, Any]], routes: Iterable[dict[str, Any]]
 ) -> None:
+    """lo up, addresses, link up, routes: one batch, which the kernel applies in order."""
     index = pod.devs.index(ifname)
     if index is None:
         raise RuntimeError(f"{ifname} missing in the pod namespace")
+    batch = []
     lo = pod.devs.index("lo")
     if lo is not None and not (pod.devs.flags("lo") or 0) & IFF_UP:
-        pod.ipr.link("set", index=lo, state="up")
+        batch.append(rtnl.set_up(lo))
     for ip in ips:
         iface = ipaddress.ip_interface(ip["address"])
-        ensure_address(pod.ipr, index, str(iface.ip), iface.network.prefixlen)
-    pod.ipr.link("set", index=index, state="up")
-    for r in routes:
-        dst = ipaddress.ip_network(r["dst"], strict=False)
-        kwargs: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen, "oif": index}
-        if r.get("gw"):
-            kwargs["gateway"] = r["gw"]
-        if dst.version == 6:
-            kwargs["family"] = 10
-        try:
-            pod.ipr.route("add", **kwargs)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise
+        batch.append(rtnl.add_address(index, str(iface.ip), iface.network.prefixlen))
+    batch.append(rtnl.set_up(index))
+    batch += [rtnl.add_route(index, r["dst"], r.get("gw")) for r in routes]
+    pod.nl.run(*batch)
 
 
 def route_exists(ipr: IPRoute, index: int, dst: str, gw: str | None) -> bool:
@@ -203,7 +204,7 @@ def delete_link(ns: Namespace, name: str) -> bool:
     index = ns.devs.index(name)
     if index is None:
         return False
-    delete_index(ns.ipr, index)
+    ns.nl.run(rtnl.del_link(index))  # already gone (e.g. with its peer) counts as done
     return True
 
 

@@ -16,6 +16,7 @@ from cni import wire
 
 CONNECT_TIMEOUT = 1.0
 REPLY_TIMEOUT = 300.0
+STATE_ENV = "KUBELING_CNI_SHIM_STATE"
 
 
 def _write(stdout, stderr, code):
@@ -59,8 +60,13 @@ def main(plugin, fallback_paths, python=None):
     interpreter they belong to) are what the in-process path needs."""
     stdin = sys.stdin.buffer.read()
     path = os.environ.get(wire.SOCKET_ENV, wire.DEFAULT_SOCKET)
+    # Set by the compiled forwarder (cni/shim.c) when it already asked the daemon.
+    state = os.environ.pop(STATE_ENV, None)
+    os.environb.pop(STATE_ENV.encode(), None)
+    if state == "lost" and os.environ.get("CNI_COMMAND") == "ADD":
+        _write(_try_again(stdin), b"", 1)
     # IPAM is stdlib-only and cheap, so it always runs here; the bridge needs pyroute2.
-    if plugin != "ipam" and path not in ("", "none"):
+    if plugin != "ipam" and path not in ("", "none") and state is None:
         env = [k + b"=" + v for k, v in os.environb.items()]
         status, reply = _forward(path, [plugin.encode(), stdin] + env)
         if status == "reply":

@@ -28,6 +28,10 @@ _REQUIRED = {
     "VERSION": (),
 }
 _CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+# libcni's rule for a network name: it names the IPAM directory and rule comments, so a
+# NUL, a slash or a leading dot must never reach a path or iptables; and it must fit in
+# one file name (255 bytes).
+NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,254}")
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,36 @@ def version_key(version: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
+# A network config is a few levels deep (ipam.ranges[0][0].subnet is the deepest usual one);
+# a hostile one nested past Python's recursion limit must be a decoding error, not a crash.
+MAX_CONFIG_DEPTH = 64
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_config(stdin: bytes) -> dict[str, Any]:
     """Decode the network config and reject versions we cannot speak (code 1)."""
     try:
         conf = json.loads(stdin)
     except (ValueError, UnicodeDecodeError) as e:
         raise CniError(DECODING_FAILURE, f"error parsing configuration: {e}") from None
+    except RecursionError:
+        conf = too_deep = True
+    else:
+        too_deep = _depth_over(conf, MAX_CONFIG_DEPTH)
+    if too_deep:
+        raise CniError(DECODING_FAILURE, f"error parsing configuration: nested deeper than {MAX_CONFIG_DEPTH} levels")
     if not isinstance(conf, dict):
         raise CniError(DECODING_FAILURE, "error parsing configuration: not a JSON object")
     version = conf.get("cniVersion", "")

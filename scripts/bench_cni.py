@@ -5,7 +5,9 @@ deployed) and of the reference bridge+host-local, interleaved, with the same con
 Everything happens in a throwaway network namespace standing in for the node. Progress goes
 to stderr; the last stdout line is JSON:
 {"add_p50_ms", "ref_add_p50_ms", "ratio_p50", "del_p50_ms", ...}
-Usage: .venv/bin/python scripts/bench_cni.py [--cycles 100] [--ip-masq]
+"shim" says which kubeling-bridge ran: "compiled" (cni/shim.c, what cni.install writes when cc is
+present) or "python" (--python-shim, the interpreter-started shim, for comparison).
+Usage: .venv/bin/python scripts/bench_cni.py [--cycles 100] [--ip-masq] [--python-shim]
 """
 from __future__ import annotations
 
@@ -53,8 +55,10 @@ def inner(opts: argparse.Namespace) -> dict:
     """Runs inside the node namespace."""
     tmp = Path(tempfile.mkdtemp(prefix="kubeling-bench-cni-"))
     bindir = tmp / "bin"
-    subprocess.run([sys.executable, "-m", "cni.install", "--dest", str(bindir)], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "cni.install", "--dest", str(bindir),
+                    *(["--no-compile"] if opts.python_shim else [])], cwd=REPO, check=True, capture_output=True)
+    with open(bindir / "kubeling-bridge", "rb") as f:
+        shim = "compiled" if f.read(4) == b"\x7fELF" else "python"
     sock = str(tmp / "cni.sock")
     daemon = subprocess.Popen([sys.executable, "-m", "cni.daemon", "--socket", sock], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=open(tmp / "daemon.log", "wb"), text=True)
@@ -102,6 +106,7 @@ def inner(opts: argparse.Namespace) -> dict:
         "ref_add_p90_ms": round(p90["ref_add"], 2),
         "cycles": opts.cycles,
         "ip_masq": opts.ip_masq,
+        "shim": shim,
     }
 
 
@@ -109,6 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--ip-masq", action="store_true", help="bench with ipMasq on (per-pod NAT rule)")
+    parser.add_argument("--python-shim", action="store_true",
+                        help="bench kubeling-bridge as the Python shim instead of the compiled forwarder")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.inner:
@@ -123,6 +130,8 @@ def main() -> None:
         args = [sys.executable, str(Path(__file__).resolve()), "--inner", "--cycles", str(opts.cycles)]
         if opts.ip_masq:
             args.append("--ip-masq")
+        if opts.python_shim:
+            args.append("--python-shim")
         proc = subprocess.run(["nsenter", f"--net=/run/netns/{node}", *args], stdout=subprocess.PIPE, text=True,
                               cwd=REPO)
         if proc.returncode != 0:

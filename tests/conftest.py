@@ -91,9 +91,10 @@ class Etcd:
         return kvs[0] if kvs else None
 
 
-def start_etcd(base: Path, port: int | None = None, peer: int | None = None) -> tuple[subprocess.Popen, Etcd]:
+def start_etcd(base: Path, port: int | None = None, peer: int | None = None,
+               extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Etcd]:
     """etcd with its data in base/etcd; given the ports of an earlier one (and the same
-    base), it restarts that etcd on its data."""
+    base), it restarts that etcd on its data. `extra_args`: more etcd flags."""
     port, peer = port or free_port(), peer or free_port()
     url = f"http://127.0.0.1:{port}"
     peer_url = f"http://127.0.0.1:{peer}"
@@ -102,11 +103,15 @@ def start_etcd(base: Path, port: int | None = None, peer: int | None = None) -> 
     proc = subprocess.Popen(
         ["etcd", "--name", "test", "--data-dir", str(data), "--listen-client-urls", url,
          "--advertise-client-urls", url, "--listen-peer-urls", peer_url,
-         "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"test={peer_url}"],
+         "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"test={peer_url}", *extra_args],
         stdout=log, stderr=subprocess.STDOUT)
     etcd = Etcd(url, "127.0.0.1", port, data)
-    wait_for(lambda: proc.poll() is None and etcd.etcdctl("endpoint", "health") is not None,
-             30, "etcd to answer")
+    try:
+        wait_for(lambda: proc.poll() is None and etcd.etcdctl("endpoint", "health") is not None,
+                 30, "etcd to answer")
+    except BaseException:
+        stop_process(proc)  # an etcd that never answered is not left running
+        raise
     return proc, etcd
 
 

@@ -44,7 +44,7 @@ class SandboxNetwork:
 
     def ips(self, sandbox_id: str) -> list[str]:
         cp = self.checkpoints.get(sandbox_id)
-        if cp is not None:
+        if cp is not None and not cp.recovered:
             return list(cp.pod_ips)
         return pod_ips(self.cni.cached_result(sandbox_id))
 

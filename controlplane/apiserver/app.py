@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeling import errors, metrics_server, protobuf
+from kubeling import errors, fastjson, metrics_server, protobuf
+from kubeling import bounded_decode  # request bodies: size, depth and alias limits
 from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 
@@ -32,7 +33,6 @@ log = logging.getLogger("kubeling.apiserver")
 MAX_BODY = 3 * 1024 * 1024
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
@@ -76,7 +76,7 @@ def parse_path(path: str) -> Target | None:
 
 
 def _json(body: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> web.Response:
-    resp = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+    resp = web.Response(body=fastjson.dumps(body), status=status,
                         content_type="application/json")
     for key, value in headers or ():
         resp.headers.add(key, value)
@@ -88,17 +88,20 @@ def _error(exc: errors.ApiError) -> web.Response:
 
 
 async def _read_body(request: web.Request) -> Any:
+    # A declared length over the limit is refused before reading a byte of it.
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise errors.ApiError(413, "RequestEntityTooLarge", "the request body is too large")
     raw = await request.read()
     if not raw.strip():
         raise errors.bad_request("the request body is empty")
     ctype = (request.content_type or "application/json").lower()
     try:
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.load(raw, Loader=_YAML_LOADER)
+            return bounded_decode.loads_yaml(raw)
         if ctype == protobuf.CONTENT_TYPE:  # client-go's default for built-in kinds
             return protobuf.decode_body(raw)
         if ctype in ("application/json", "text/plain", "application/octet-stream", ""):
-            return json.loads(raw)
+            return bounded_decode.loads_json(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"error decoding the request body: {exc}".splitlines()[0])
     raise errors.unsupported_media_type(ctype)

@@ -82,3 +82,14 @@ def test_conflist_for_pod_cidr():
     p = doc["plugins"][0]
     assert p["type"] == "kubeling-bridge" and p["isDefaultGateway"] is True
     assert p["ipam"] == {"type": "host-local", "ranges": [[{"subnet": "10.244.3.0/24"}]], "dataDir": "/d"}
+
+
+async def test_plugins_get_the_kubeling_cni_socket_of_the_agent(env, monkeypatch):
+    # libcni hands the runtime's environment to plugins; the kubeling plugins need the
+    # daemon's socket from it when the node runs its cni-daemon somewhere else than the default.
+    cni, log, bins, conf, cache = env
+    (bins / "one").write_text(f'#!/bin/sh\necho "sock=$KUBELING_CNI_SOCKET" >> {log}\n'
+                              '[ "$CNI_COMMAND" = ADD ] && echo \'{"cniVersion":"1.0.0"}\'\nexit 0\n')
+    monkeypatch.setenv("KUBELING_CNI_SOCKET", "/run/kl-x/cni.sock")
+    await cni.add("abc", "/proc/1/ns/net", "ns", "pod")
+    assert "sock=/run/kl-x/cni.sock" in log.read_text().splitlines()
