@@ -107,13 +107,16 @@ async def api_watchers(api, watchers: int, changes: int) -> list[float]:
     async with Client(api.url, api.token) as c, aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api.token}"}, connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None)) as s:
-        rv = (await c.get(pods, "pod-00001", NS))["metadata"]["resourceVersion"]
+        # From now: a watch from the pod's creation would replay the whole window first.
+        marked = await c.patch(pods, "pod-00001", {"metadata": {"annotations": {"mark": ""}}}, NS)
+        rv = marked["metadata"]["resourceVersion"]
 
         async def watch() -> None:
             nonlocal opened
             async with s.get(f"{api.url}/api/v1/namespaces/{NS}/pods",
                              params={"watch": "true", "resourceVersion": rv,
-                                     "fieldSelector": "metadata.name=pod-00001"}) as r:
+                                     "fieldSelector": "metadata.name=pod-00001",
+                                     "allowWatchBookmarks": "true"}) as r:   # as informers ask
                 assert r.status == 200, await r.text()
                 opened += 1
                 if opened == watchers:

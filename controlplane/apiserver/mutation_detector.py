@@ -15,7 +15,7 @@ import copy
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .store import Store, WatchEvent
@@ -106,9 +106,9 @@ class MutationDetectingStore:
     async def count(self, prefix: str) -> int:
         return await self.inner.count(prefix)
 
-    def watch(self, prefix: str, start_revision: int,
-              stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
-        return _CheckedWatch(self, self.inner.watch(prefix, start_revision, stop))
+    def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+              match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:
+        return _CheckedWatch(self, self.inner.watch(prefix, start_revision, stop, match))
 
     async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
         self.check()

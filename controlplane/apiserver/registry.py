@@ -6,6 +6,7 @@ did not pass validation; every write is conditioned on the revision it read.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import json
@@ -51,6 +52,25 @@ def _typed(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
 
 def _everything(_: dict[str, Any]) -> bool:
     return True
+
+
+# A watch cache hands one object to every watcher: a thousand watchers with field selectors
+# (each node's agent: spec.nodeName=...) would compute its fields a thousand times. Objects
+# from the store are never changed (store.py), so their fields are kept by identity; the
+# entry holds the object, so its id cannot be reused while it is there.
+_FIELDS: collections.OrderedDict[int, tuple[dict[str, Any], dict[str, str]]] = collections.OrderedDict()
+_FIELDS_KEPT = 4096
+
+
+def _fields_of(res: Resource, obj: dict[str, Any]) -> dict[str, str]:
+    hit = _FIELDS.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    fields = object_fields(res, obj)
+    _FIELDS[id(obj)] = (obj, fields)
+    if len(_FIELDS) > _FIELDS_KEPT:
+        _FIELDS.popitem(last=False)
+    return fields
 
 
 def _as_int(value: Any, default: int = 0) -> int:
@@ -123,7 +143,7 @@ class Registry:
 
         def match(obj: dict[str, Any]) -> bool:
             meta = obj.get("metadata") or {}
-            return labels.matches(meta.get("labels") or {}) and fields.matches(object_fields(res, obj))
+            return labels.matches(meta.get("labels") or {}) and fields.matches(_fields_of(res, obj))
         return match
 
     # ---- admission ---------------------------------------------------------

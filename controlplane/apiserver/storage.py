@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aetcd
@@ -261,14 +261,15 @@ class EtcdStore:
             raise _unavailable(exc) from exc
         return int(response.count)
 
-    async def watch(self, prefix: str, start_revision: int,
-                    stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+    async def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+                    match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:
         """Events under prefix from start_revision (inclusive), in revision order.
 
         Never ends quietly: when etcd goes away (kill, restart) aetcd fails the
         shared gRPC stream and every watch on it; that, or any end we did not ask
         for, raises WatchLost, so callers end their own watches (Kubernetes'
-        apiserver does the same: its watchers are terminated and clients re-watch)."""
+        apiserver does the same: its watchers are terminated and clients re-watch).
+        `match` is not applied here: the caller classifies every event anyway."""
         p = prefix.encode()
         try:
             watch = await self._client.watch(p, range_end=_prefix_end(p),

@@ -8,7 +8,7 @@ sent to many watchers). mutation_detector.py checks this.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -101,8 +101,10 @@ class Store(Protocol):
         """How many keys are under a prefix, without reading them (apiserver_storage_objects)."""
         ...
 
-    def watch(self, prefix: str, start_revision: int,
-              stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+              match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:
         """Events under prefix from start_revision on, in order; raises Compacted when
-        that is too old and WatchLost when the stream breaks. Never ends quietly."""
+        that is too old and WatchLost when the stream breaks. Never ends quietly.
+        `match` (the selectors) lets a store leave out events whose object matches
+        neither before nor after; one that does not filter may pass them all."""
         ...

@@ -100,7 +100,9 @@ class WatchStream:
                 # An etcd watch would wait for it in silence; the client must list again.
                 raise errors.expired(f"too large resource version: {resource_version} (current {current})")
         self._revision = start - 1
-        self._source = store.watch(prefix, start)
+        # The match goes with the watch: a watch cache filters before it queues (a thousand
+        # watchers of one pod do not each queue every change of the namespace).
+        self._source = store.watch(prefix, start, match=match)
         try:
             async for ev in self._source:
                 out = classify(ev, match)
@@ -153,26 +155,19 @@ async def serve(request: web.Request, stream: AsyncIterator[tuple[str, dict[str,
             out["rows"] = []
         await send("BOOKMARK", out)
 
+    writing = asyncio.Lock()   # an event and a bookmark never interleave on the wire
+    last_sent = asyncio.get_running_loop().time()
+
     async def pump() -> None:
+        nonlocal last_sent
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                # Wait for the next event without cancelling the generator (that would end
-                # it); a quiet interval in between sends a bookmark instead.
-                nxt = asyncio.ensure_future(stream.__anext__())
-                try:
-                    while not (await asyncio.wait({nxt}, timeout=BOOKMARK_INTERVAL if bookmarks else None))[0]:
-                        if stream.revision:  # type: ignore[attr-defined]
-                            await bookmark()
-                finally:
-                    if not nxt.done():  # timeout or hang-up: stop the generator before aclose()
-                        nxt.cancel()
-                        await asyncio.wait({nxt})
-                typ, obj = nxt.result()
-                obj.setdefault("kind", res.kind)
-                obj.setdefault("apiVersion", res.api_version)
-                await send(typ, transform(obj))
-        except StopAsyncIteration:
-            pass
+            # A plain loop: a task and a timed wait per event (as a first version had, to
+            # fit bookmarks in) cost a thousand watchers of one change 200 ms more at p99.
+            async for typ, obj in stream:
+                async with writing:
+                    await send(typ, transform(obj))
+                last_sent = loop.time()
         except errors.ApiError as exc:
             await send("ERROR", exc.status())
         except (ConnectionResetError, asyncio.CancelledError):
@@ -181,8 +176,30 @@ async def serve(request: web.Request, stream: AsyncIterator[tuple[str, dict[str,
             log.exception("watch on %s failed", request.path)
             await send("ERROR", errors.internal(f"{type(exc).__name__}: {exc}").status())
 
+    async def bookmarks_when_quiet() -> None:
+        """A BOOKMARK after every BOOKMARK_INTERVAL without an event."""
+        nonlocal last_sent
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, last_sent + BOOKMARK_INTERVAL - loop.time()))
+            if loop.time() - last_sent < BOOKMARK_INTERVAL:
+                continue   # an event went out meanwhile
+            if stream.revision:  # type: ignore[attr-defined]
+                async with writing:
+                    await bookmark()
+            last_sent = loop.time()
+
+    async def run() -> None:
+        ticker = asyncio.create_task(bookmarks_when_quiet()) if bookmarks else None
+        try:
+            await pump()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+
     try:
-        await asyncio.wait_for(pump(), timeout)
+        await asyncio.wait_for(run(), timeout)
     except (asyncio.TimeoutError, ConnectionResetError):
         pass  # the watch's time is up, or the client hung up: end the stream normally
     # A cancellation (the server shutting down, the client gone) closes the stream below and

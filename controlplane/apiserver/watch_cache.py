@@ -25,12 +25,13 @@ import asyncio
 import bisect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from .store import Compacted, Store, WatchEvent, WatchLost
 
 log = logging.getLogger("kubeling.apiserver")
+Matcher = Callable[[dict[str, Any]], bool]
 
 WINDOW = 10_000          # events kept per resource for watches that resume
 WATCHER_BACKLOG = 10_000  # events queued for one watcher before it is ended as too slow
@@ -44,9 +45,10 @@ class CacheWatch:
     `progress` is the revision up to which everything under the prefix was delivered
     (what a bookmark may report), also when no event of its own arrived."""
 
-    def __init__(self, cacher: "Cacher", prefix: str) -> None:
+    def __init__(self, cacher: "Cacher", prefix: str, match: Matcher | None = None) -> None:
         self._cacher = cacher
         self.prefix = prefix
+        self._match = match
         self._queue: deque[WatchEvent] = deque()
         self._wake = asyncio.Event()
         self._lost: Exception | None = None
@@ -55,6 +57,14 @@ class CacheWatch:
     @property
     def progress(self) -> int:
         return self._progress
+
+    def wants(self, ev: WatchEvent) -> bool:
+        """Under the prefix, and matching the selectors before or after the change (the
+        API watch tells ADDED, MODIFIED or DELETED from the two)."""
+        if not ev.key.startswith(self.prefix):
+            return False
+        m = self._match
+        return m is None or (ev.obj is not None and m(ev.obj)) or (ev.prev is not None and m(ev.prev))
 
     def push(self, ev: WatchEvent) -> None:
         self._queue.append(ev)
@@ -199,7 +209,7 @@ class Cacher:
             self.oldest = self._window.popleft().revision
         self.revision = ev.revision
         for w in list(self._watchers):
-            if ev.key.startswith(w.prefix):
+            if w.wants(ev):
                 if w.backlog >= self._backlog:
                     self._drop(w, WatchLost(f"watcher of {w.prefix} fell {w.backlog} events behind"))
                     continue
@@ -253,15 +263,15 @@ class Cacher:
             out.append(self.objects[k])
         return out
 
-    def watch(self, prefix: str, start: int) -> CacheWatch:
+    def watch(self, prefix: str, start: int, match: Matcher | None = None) -> CacheWatch:
         """Events under `prefix` from revision `start` on: the window's first, then live.
         Compacted when the window no longer reaches back to `start`."""
         if start - 1 < self.oldest:
             raise Compacted(self.oldest + 1)
-        w = CacheWatch(self, prefix)
+        w = CacheWatch(self, prefix, match)
         # No await from here to the registration: no event can slip between the two.
         for ev in self._replay(start):
-            if ev.key.startswith(prefix):
+            if w.wants(ev):
                 w.push(ev)
         w.advance(max(start - 1, 0))
         w.advance(self.revision)
@@ -384,12 +394,12 @@ class CachedStore:
     async def count(self, prefix: str) -> int:
         return await self.inner.count(prefix)
 
-    def watch(self, prefix: str, start_revision: int,
-              stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+              match: Matcher | None = None) -> AsyncIterator[WatchEvent]:
         c = self.cacher(prefix)
         if c is None:
-            return self.inner.watch(prefix, start_revision, stop)
-        return _ServedWatch(self.inner, c, prefix, start_revision, stop)
+            return self.inner.watch(prefix, start_revision, stop, match)
+        return _ServedWatch(self.inner, c, prefix, start_revision, stop, match)
 
 
 class _ServedWatch:
@@ -397,9 +407,9 @@ class _ServedWatch:
     cannot within CATCH_UP (etcd slow or away), etcd serves this one watch itself."""
 
     def __init__(self, inner: Store, cacher: Cacher, prefix: str, start: int,
-                 stop: asyncio.Event | None) -> None:
+                 stop: asyncio.Event | None, match: Matcher | None) -> None:
         self._inner, self._cacher = inner, cacher
-        self._prefix, self._start, self._stop = prefix, start, stop
+        self._prefix, self._start, self._stop, self._match = prefix, start, stop, match
         self._events: Any = None
         self._cached: CacheWatch | None = None
 
@@ -413,9 +423,9 @@ class _ServedWatch:
     async def __anext__(self) -> WatchEvent:
         if self._events is None:
             if await self._cacher.wait_for(self._start - 1):
-                self._events = self._cached = self._cacher.watch(self._prefix, self._start)
+                self._events = self._cached = self._cacher.watch(self._prefix, self._start, self._match)
             else:
-                self._events = self._inner.watch(self._prefix, self._start, self._stop).__aiter__()
+                self._events = self._inner.watch(self._prefix, self._start, self._stop, self._match).__aiter__()
         ev: WatchEvent = await self._events.__anext__()
         return ev
 

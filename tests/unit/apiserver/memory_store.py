@@ -112,8 +112,8 @@ class MemoryStore:
     async def count(self, prefix: str) -> int:
         return sum(1 for k in self.data if k.startswith(prefix))
 
-    async def watch(self, prefix: str, start_revision: int,
-                    stop: asyncio.Event | None = None) -> AsyncIterator[WatchEvent]:
+    async def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+                    match: Any = None) -> AsyncIterator[WatchEvent]:
         if start_revision <= self.compacted:
             raise Compacted(self.compacted)
         if self._changed is None:

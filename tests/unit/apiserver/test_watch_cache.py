@@ -158,3 +158,25 @@ async def test_prefixes_outside_the_cached_roots_go_to_the_store(stores):
     items, rev = await cached.list("/registry/ranges/serviceips/")
     assert len(items) == 1 and rev == inner.rev
     assert cached.cacher("/registry/ranges/serviceips/") is None
+
+
+async def test_a_watcher_queues_only_what_its_selectors_match_before_or_after(stores):
+    inner, cached = stores
+    _, rev = await cached.list(ROOT)
+    cacher = cached.cacher(ROOT)
+    assert await cacher.wait_for(rev)
+
+    def labelled(obj: dict) -> bool:
+        return (obj["metadata"].get("labels") or {}).get("app") == "web"
+    w = cacher.watch(ROOT, rev + 1, labelled)
+    await cached.create(ROOT + "ns/other", cm("other"))
+    made = await cached.create(ROOT + "ns/web", {"metadata": {"name": "web", "labels": {"app": "web"}}})
+    assert await cacher.wait_for(int(made["metadata"]["resourceVersion"]))
+    assert w.backlog == 1 and (await next_event(w)).key == ROOT + "ns/web"
+    # Leaving the selection is still this watcher's (the API watch says DELETED).
+    moved = await cached.update(ROOT + "ns/web", {"metadata": {"name": "web", "labels": {"app": "db"}}},
+                                int(made["metadata"]["resourceVersion"]))
+    ev = await next_event(w)
+    assert ev.prev["metadata"]["labels"] == {"app": "web"} and ev.obj["metadata"]["labels"] == {"app": "db"}
+    assert int(moved["metadata"]["resourceVersion"]) == ev.revision
+    await w.aclose()

@@ -35,7 +35,7 @@ class FakeStore:
     async def revision(self) -> int:
         return self.current
 
-    async def watch(self, prefix: str, start: int):
+    async def watch(self, prefix: str, start: int, stop=None, match=None):
         try:
             while True:
                 item = await self.feed.get()
