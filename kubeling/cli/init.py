@@ -57,6 +57,7 @@ def component_args(m: Machine, advertise: str, node_name: str, pod_cidr: str,
                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                  "--initial-cluster", f"{node_name}={peer}",
                  "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "10m",
+                 "--snapshot-count", "10000",  # kubeadm's: bounds the raft log etcd holds in memory
                  "--logger", "zap"],
         "apiserver": ["--etcd", etcd_url, "--bind", "0.0.0.0", "--port", str(port),
                       "--tls-cert-file", str(m.pki / "apiserver.crt"),
