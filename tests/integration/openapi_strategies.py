@@ -4,6 +4,7 @@ and then of the wrong type, size or alphabet at any level (so the decoders and
 validators meet what a broken or hostile client sends)."""
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -115,16 +116,20 @@ def object_bodies(definition: str, schemas: dict[str, Any], api_version: str, ki
 def mutate(body: Any, rnd: random.Random) -> Any:
     """`body` as it is (a third of the time), or with one or two values replaced by a nasty
     one, dropped, or joined by an unknown field."""
+    # Copies: a nasty value shared between examples (or put twice into one) would be changed by
+    # a later mutation, even inserted into itself, and the same draw would not give the same body.
+    body = copy.deepcopy(body)
     for _ in range(rnd.choice((0, 1, 1, 2))):
         places = list(_places(body))
         container, key = rnd.choice(places)
         action = rnd.random()
         if action < 0.7:
-            container[key] = rnd.choice(NASTY_VALUES)
+            container[key] = copy.deepcopy(rnd.choice(NASTY_VALUES))
         elif action < 0.85 and isinstance(container, dict):
             del container[key]
         elif isinstance(container, dict):
-            container[rnd.choice(["unknownField", "", "x" * 300, "spec", "status"])] = rnd.choice(NASTY_VALUES)
+            container[rnd.choice(["unknownField", "", "x" * 300, "spec", "status"])] = \
+                copy.deepcopy(rnd.choice(NASTY_VALUES))
     return body
 
 
