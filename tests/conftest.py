@@ -43,6 +43,22 @@ def wait_for(check, timeout: float = 20, what: str = "condition", interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
+async def eventually(check, timeout: float, what: str = "condition", interval: float = 0.05):
+    """Await check() (sync or async) until it returns something truthy (returned), at most
+    `timeout` seconds; the asyncio twin of wait_for for tests inside an event loop."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        got = check()
+        if asyncio.iscoroutine(got):
+            got = await got
+        if got:
+            return got
+        await asyncio.sleep(interval)
+    raise AssertionError(f"no {what} within {timeout}s")
+
+
 def free_link_net() -> ipaddress.IPv4Network:
     """A /30 of 172.31.0.0/16 that no address or route of the root namespace overlaps:
     the link between the root namespace and one test node."""

@@ -174,14 +174,7 @@ class Renderer:
                 pieces = self._render_port(sp, tuple(usable(raw, self.cfg.use_terminating)))
                 cache[sp] = (raw, pieces)
             _add(out, pieces)
-        if len(cache) > len(ordered):  # services went away: forget their pieces
-            live = set(ordered)
-            for gone in [k for k in cache if k not in live]:
-                del cache[gone]
-        ports_of: dict[tuple[str, str], list[ServicePort]] = {}
-        for sp in ordered:
-            ports_of.setdefault((sp.namespace, sp.name), []).append(sp)
-        self._ports_of = ports_of
+        self._ports_of = rules.keep_live(cache, ordered)
         return out
 
     def _static_chains(self) -> dict[str, tuple[str, ...]]:

@@ -24,6 +24,7 @@ import hashlib
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agent.proxy.model import USE_TERMINATING_DEFAULT, Endpoint, ServicePort, usable
 
@@ -99,6 +100,19 @@ def _reject_with(protocol: str) -> str:
     # a pod's first SYNs to a service without endpoints would go unanswered and the connect
     # would time out; a RST is not rate-limited and fails the connect at once ("refused").
     return "tcp-reset" if protocol == "tcp" else "icmp-port-unreachable"
+
+
+def keep_live(cache: dict[ServicePort, Any], ordered: list[ServicePort]) -> dict[tuple[str, str], list[ServicePort]]:
+    """After a render: forget the cached pieces of service ports that went away, and return the
+    ports of each service (namespace, name), which a partial sync re-renders. Both renderers'."""
+    if len(cache) > len(ordered):
+        live = set(ordered)
+        for gone in [k for k in cache if k not in live]:
+            del cache[gone]
+    ports_of: dict[tuple[str, str], list[ServicePort]] = {}
+    for sp in ordered:
+        ports_of.setdefault((sp.namespace, sp.name), []).append(sp)
+    return ports_of
 
 
 def _q(text: str) -> str:
@@ -210,14 +224,7 @@ class Renderer:
             nat_nodeports += pieces.nat_nodeports
             filt_services += pieces.filter_services
             nat.update(pieces.chains)
-        if len(cache) > len(ordered):  # services went away: forget their rules
-            live = set(ordered)
-            for gone in [k for k in cache if k not in live]:
-                del cache[gone]
-        ports_of: dict[tuple[str, str], list[ServicePort]] = {}
-        for sp in ordered:
-            ports_of.setdefault((sp.namespace, sp.name), []).append(sp)
-        self._ports_of = ports_of
+        self._ports_of = keep_live(cache, ordered)
         nat_services.append(
             f"-A {SERVICES} -m comment --comment {_q('kubeling service nodeports; must be the last rule')} "
             f"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NODEPORTS}")

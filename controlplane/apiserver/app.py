@@ -15,8 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeling import errors, fastjson, metrics_server, protobuf
-from kubeling import bounded_decode  # request bodies: size, depth and alias limits
+from kubeling import bounded_decode, errors, fastjson, metrics_server, protobuf
 from kubeling.printers import to_table
 from kubeling.resources import BY_PLURAL, GROUPS, Resource
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .store import Store, WatchEvent
+from .store import Store, StoreWrapper, WatchEvent
 
 log = logging.getLogger("kubeling.apiserver")
 ENV = "KUBELING_STORE_MUTATION_DETECTOR"
@@ -32,11 +32,11 @@ def enabled() -> bool:
     return os.environ.get(ENV, "").lower() in ("1", "true")
 
 
-class MutationDetectingStore:
+class MutationDetectingStore(StoreWrapper):
     """A Store that hands out the inner store's objects and checks them unchanged."""
 
     def __init__(self, inner: Store, settle: float = 2.0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.settle = settle  # how long after handing out an object it is compared
         self.mutations: list[str] = []
         self._handed: collections.deque[tuple[float, str, dict[str, Any], dict[str, Any]]] = \
@@ -61,11 +61,7 @@ class MutationDetectingStore:
                 log.error("store object mutated after it left the store: %s", f)
             raise StoreObjectMutated(found[0])
 
-    async def connect(self) -> None:
-        await self.inner.connect()
 
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def get(self, key: str) -> dict[str, Any] | None:
         self.check()
@@ -97,14 +93,8 @@ class MutationDetectingStore:
         self.check()
         return await self.inner.delete(key, revision, releases)
 
-    async def revision(self) -> int:
-        return await self.inner.revision()
 
-    async def claimed(self, prefix: str) -> set[str]:
-        return await self.inner.claimed(prefix)
 
-    async def count(self, prefix: str) -> int:
-        return await self.inner.count(prefix)
 
     def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
               match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:

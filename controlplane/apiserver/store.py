@@ -108,3 +108,49 @@ class Store(Protocol):
         `match` (the selectors) lets a store leave out events whose object matches
         neither before nor after; one that does not filter may pass them all."""
         ...
+
+
+class StoreWrapper:
+    """A Store that hands every call to `inner`: the base of the stores that wrap another (the
+    watch cache, the mutation detector), which override only what they change."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return await self.inner.get(key)
+
+    async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
+        return await self.inner.list(prefix)
+
+    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+        return await self.inner.items(prefix)
+
+    async def create(self, key: str, obj: dict[str, Any], claims: tuple[str, ...] = ()) -> dict[str, Any]:
+        return await self.inner.create(key, obj, claims)
+
+    async def update(self, key: str, obj: dict[str, Any], revision: int,
+                     claims: tuple[str, ...] = (), releases: tuple[str, ...] = ()) -> dict[str, Any]:
+        return await self.inner.update(key, obj, revision, claims, releases)
+
+    async def delete(self, key: str, revision: int, releases: tuple[str, ...] = ()) -> int:
+        return await self.inner.delete(key, revision, releases)
+
+    async def revision(self) -> int:
+        return await self.inner.revision()
+
+    async def claimed(self, prefix: str) -> set[str]:
+        return await self.inner.claimed(prefix)
+
+    async def count(self, prefix: str) -> int:
+        return await self.inner.count(prefix)
+
+    def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
+              match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:
+        return self.inner.watch(prefix, start_revision, stop, match)

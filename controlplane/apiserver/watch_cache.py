@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from .store import Compacted, Store, WatchEvent, WatchLost
+from .store import Compacted, Store, StoreWrapper, WatchEvent, WatchLost
 
 log = logging.getLogger("kubeling.apiserver")
 Matcher = Callable[[dict[str, Any]], bool]
@@ -302,7 +302,7 @@ class Cacher:
         return len(self._watchers)
 
 
-class CachedStore:
+class CachedStore(StoreWrapper):
     """A Store whose LIST and watch of each resource come from its Cacher; gets, writes
     and everything else go to the inner store. Caches start when the store connects
     (or on a resource's first LIST or watch) and follow it for the apiserver's life."""
@@ -311,7 +311,7 @@ class CachedStore:
                  window: int = WINDOW) -> None:
         """roots: the key prefix of each resource to cache, or a mapping of each to the
         kind and apiVersion its objects are served with."""
-        self.inner = inner
+        super().__init__(inner)
         self._type_meta: dict[str, dict[str, str]] = roots if isinstance(roots, dict) else {}
         self._roots = sorted(set(roots), key=len, reverse=True)
         self._window = window
@@ -354,11 +354,7 @@ class CachedStore:
             await c.stop()
         await self.inner.close()
 
-    async def get(self, key: str) -> dict[str, Any] | None:
-        return await self.inner.get(key)
 
-    async def items(self, prefix: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
-        return await self.inner.items(prefix)
 
     async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
         c = self.cacher(prefix)
@@ -385,14 +381,8 @@ class CachedStore:
         self._wrote(key, rev)
         return rev
 
-    async def revision(self) -> int:
-        return await self.inner.revision()
 
-    async def claimed(self, prefix: str) -> set[str]:
-        return await self.inner.claimed(prefix)
 
-    async def count(self, prefix: str) -> int:
-        return await self.inner.count(prefix)
 
     def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
               match: Matcher | None = None) -> AsyncIterator[WatchEvent]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -188,17 +188,7 @@ class Scheduler:
         filters = [f for f in self._dynamic_filters if f.applies(info)]
         if not filters:
             return list(candidates), diagnosis
-        feasible = []
-        statuses = diagnosis.node_statuses
-        for n in candidates:
-            for f in filters:
-                st = f.filter(info, n)
-                if st is not None:
-                    statuses[n.name] = st
-                    break
-            else:
-                feasible.append(n)
-        return feasible, diagnosis
+        return _run_filters(filters, info, candidates, diagnosis.node_statuses), diagnosis
 
     def _static_pass(self, info: Any, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], dict[str, Status]]:
         """The nodes the static filters let through and why they rejected the others,
@@ -209,16 +199,8 @@ class Scheduler:
         if hit is not None and hit[0] == version and hit[1] is nodes:
             return hit[2], hit[3]
         filters = [f for f in self._static_filters if f.applies(info)]
-        passed: list[NodeInfo] = []
         rejected: dict[str, Status] = {}
-        for n in nodes:
-            for f in filters:
-                st = f.filter(info, n)
-                if st is not None:
-                    rejected[n.name] = st
-                    break
-            else:
-                passed.append(n)
+        passed = _run_filters(filters, info, nodes, rejected)
         if len(self._static_verdicts) >= STATIC_VERDICTS_KEPT:
             self._static_verdicts.clear()  # many shapes, or stale: start over
         self._static_verdicts[info.static_key] = (version, nodes, passed, rejected)
@@ -341,3 +323,19 @@ class Scheduler:
 
     def _node_deleted(self, node: dict[str, Any]) -> None:
         self.cache.remove_node(node["metadata"]["name"])
+
+
+def _run_filters(filters: list[Any], info: Any, nodes: Iterable[NodeInfo],
+                 rejected: dict[str, Status]) -> list[NodeInfo]:
+    """The nodes every filter lets through, in order; the first refusal of each other node
+    goes into `rejected` by node name."""
+    passed = []
+    for n in nodes:
+        for f in filters:
+            st = f.filter(info, n)
+            if st is not None:
+                rejected[n.name] = st
+                break
+        else:
+            passed.append(n)
+    return passed

@@ -13,7 +13,7 @@ import pytest
 
 from kubeling.client import Client
 from kubeling.resources import lookup
-from tests.conftest import start_apiserver, stop_process
+from tests.conftest import eventually, start_apiserver, stop_process
 
 CONFIGMAPS = lookup("configmaps")
 WATCHERS = 50
@@ -32,18 +32,6 @@ def cached_apiserver(isolated_etcd, tmp_path_factory):
     stop_process(proc)
     assert "Traceback" not in api.log.read_text(), api.log.read_text()[-4000:]
 
-
-async def until(check, timeout: float = 20, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        got = check()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout}s")
 
 
 async def test_many_api_watches_share_one_etcd_watch_and_all_get_each_change(cached_apiserver, isolated_etcd):
@@ -64,7 +52,7 @@ async def test_many_api_watches_share_one_etcd_watch_and_all_get_each_change(cac
             tasks = [asyncio.create_task(watch(i, s)) for i in range(WATCHERS)]
             try:
                 await c.create(CONFIGMAPS, {"metadata": {"name": "one"}, "data": {"k": "v"}}, "fanout")
-                await until(lambda: all(g for g in got), what="the change at every watcher")
+                await eventually(lambda: all(g for g in got), 20, "the change at every watcher")
                 assert all([(e["type"], e["object"]["metadata"]["name"]) for e in g] == [("ADDED", "one")]
                            for g in got)
                 # 50 open API watches, and etcd holds no more watches than before them.

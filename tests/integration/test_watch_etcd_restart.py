@@ -24,7 +24,7 @@ from kubeling import errors
 from kubeling.client import Client
 from kubeling.informer import Informer
 from kubeling.resources import lookup
-from tests.conftest import ApiServer, free_port, start_apiserver, start_etcd, stop_process
+from tests.conftest import ApiServer, eventually, free_port, start_apiserver, start_etcd, stop_process
 
 PODS, NAMESPACES, NODES = lookup("pods"), lookup("namespaces"), lookup("nodes")
 NS = "restart"
@@ -109,17 +109,6 @@ class RawWatch:
     def names(self) -> list[str]:
         return [ln["object"]["metadata"].get("name") for ln in self.lines if ln["type"] == "ADDED"]
 
-
-async def eventually(check, timeout: float = BOUND, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        got = check()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {what} within {timeout}s")
 
 
 class Seen:

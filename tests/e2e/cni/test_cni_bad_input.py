@@ -93,14 +93,21 @@ def _pod(node) -> str:
     return pod
 
 
-@pytest.mark.parametrize("plugin", ["kubeling-bridge", "kubeling-ipam"])
-def test_malformed_configs_are_errors_that_change_nothing(node, plugin, bridge, subnet, tmp_path):
+def _setup(node, plugin: str, bridge: str, subnet: str, tmp_path) -> tuple[str, str, dict]:
+    """A pod netns, an empty IPAM data dir, and a valid config for `plugin` (the IPAM plugin's
+    own for kubeling-ipam) that the tests then spoil."""
     pod = _pod(node)
     data_dir = str(tmp_path / "ipam")
     os.makedirs(data_dir)
     conf = bridge_conf("kc-bad", bridge, subnet, data_dir)
     if plugin == "kubeling-ipam":
         conf = {"cniVersion": "1.0.0", "name": "kc-bad", "ipam": conf["ipam"]}
+    return pod, data_dir, conf
+
+
+@pytest.mark.parametrize("plugin", ["kubeling-bridge", "kubeling-ipam"])
+def test_malformed_configs_are_errors_that_change_nothing(node, plugin, bridge, subnet, tmp_path):
+    pod, data_dir, conf = _setup(node, plugin, bridge, subnet, tmp_path)
     for label, mutant in _mutants(conf):
         before = _state(node, pod, data_dir)
         res = node.cni(plugin, "ADD", mutant, cid="bad", netns=pod, daemon=False)
@@ -137,12 +144,7 @@ BAD_ENVIRONMENTS = [
 
 @pytest.mark.parametrize("plugin", ["kubeling-bridge", "kubeling-ipam"])
 def test_malformed_environments_are_errors_that_change_nothing(node, plugin, bridge, subnet, tmp_path):
-    pod = _pod(node)
-    data_dir = str(tmp_path / "ipam")
-    os.makedirs(data_dir)
-    conf = bridge_conf("kc-bad", bridge, subnet, data_dir)
-    if plugin == "kubeling-ipam":
-        conf = {"cniVersion": "1.0.0", "name": "kc-bad", "ipam": conf["ipam"]}
+    pod, data_dir, conf = _setup(node, plugin, bridge, subnet, tmp_path)
     accepted = []
     for env in BAD_ENVIRONMENTS:
         label = json.dumps(env)[:60]

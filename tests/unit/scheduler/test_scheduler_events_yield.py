@@ -8,12 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from sched_helpers import pod_obj
+from sched_helpers import BOUND, eventually, pod_obj
 
 from controlplane.scheduler.events import EventRecorder
 from controlplane.scheduler.scheduler import Scheduler
 
-BOUND = 5.0
 
 
 class SlowClient:
@@ -41,13 +40,6 @@ class SlowClient:
         await self.binding_release.wait()
         self.bindings.append(name)
 
-
-async def eventually(check: Any, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + BOUND
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("quiet_before", [False, True], ids=["busy-from-start", "busy-after-idle-writers"])

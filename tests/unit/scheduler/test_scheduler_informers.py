@@ -10,9 +10,8 @@ from typing import Any
 from controlplane.scheduler.scheduler import ACTIVE_PODS, NODES, PODS, Scheduler
 from kubeling.shared_informers import SharedInformers
 
-from sched_helpers import node_obj, pod_obj
+from sched_helpers import BOUND, eventually, node_obj, pod_obj
 
-BOUND = 5.0
 
 
 class FakeClient:
@@ -46,13 +45,6 @@ def with_meta(obj: dict[str, Any], uid: str) -> dict[str, Any]:
     obj["metadata"].update(uid=uid, resourceVersion="1")
     return obj
 
-
-async def eventually(check: Any, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + BOUND
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def test_scheduler_on_a_shared_factory() -> None:
