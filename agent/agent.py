@@ -209,6 +209,14 @@ class Agent:
             # Docker not up yet: the checkpoints alone still name the pods to clean.
             return {cp.pod_uid for cp in self.sandbox_network.checkpointed()}
 
+    async def _release_unowned_sandboxes(self) -> None:
+        try:
+            for sandbox_id in await self.runtime.release_unowned_sandboxes():
+                log.warning("sandbox %s: its checkpoint was corrupt and its container gone; "
+                            "released its network", sandbox_id)
+        except Exception as exc:  # the runtime away: the next start tries again
+            log.warning("releasing sandboxes of corrupt checkpoints: %s", exc)
+
     # ---- running -----------------------------------------------------------------
 
     async def _register(self) -> None:
@@ -262,6 +270,7 @@ class Agent:
         for uid in leftovers:
             log.info("tearing down pod %s: gone from the API", uid)
             self.workers.update(uid)
+        await self._release_unowned_sandboxes()
         self._tasks += [guarded(self.pleg.run_relist(), "pleg-relist"),
                         guarded(self.pleg.run_events(), "pleg-events"),
                         guarded(self.node.run(), "node-status"),

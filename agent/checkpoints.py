@@ -80,6 +80,14 @@ class CheckpointStore:
                 out.append(cp)
         return out
 
+    def unreadable(self) -> list[str]:
+        """The sandbox IDs whose checkpoint is corrupt: they name no pod, so no pod's
+        teardown reaches them."""
+        if not self.dir.is_dir():
+            return []
+        return [p.stem for p in self.dir.glob("*.json")
+                if (cp := self.get(p.stem)) is not None and cp.recovered]
+
     def for_pod(self, pod_uid: str) -> list[SandboxCheckpoint]:
         return [cp for cp in self.all() if cp.pod_uid == pod_uid]
 

@@ -220,6 +220,18 @@ class DockerRuntime(t.Runtime):
                         sandbox_id=cp.sandbox_id, state="exited"))
         return out
 
+    async def release_unowned_sandboxes(self) -> list[str]:
+        if self.network is None:
+            return []
+        released = []
+        for sandbox_id in self.network.unowned():
+            # A pause container still there names its pod: that pod's teardown reaches it.
+            if await self.inspect(sandbox_id) is None:
+                await self.network.teardown(sandbox_id)
+                self.network.forget(sandbox_id)
+                released.append(sandbox_id)
+        return released
+
     async def sandbox_status(self, sandbox_id: str) -> t.SandboxStatus | None:
         rec = await self._record(sandbox_id)
         ips = self.network.ips(sandbox_id) if self.network is not None else []

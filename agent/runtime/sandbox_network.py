@@ -53,3 +53,7 @@ class SandboxNetwork:
 
     def checkpointed(self, pod_uid: str | None = None) -> list[SandboxCheckpoint]:
         return self.checkpoints.for_pod(pod_uid) if pod_uid else self.checkpoints.all()
+
+    def unowned(self) -> list[str]:
+        """Sandboxes remembered by a checkpoint that names no pod (found corrupt)."""
+        return self.checkpoints.unreadable()

@@ -298,5 +298,12 @@ class Runtime(abc.ABC):
         from inside it); None when it does not run."""
         return None
 
+    async def release_unowned_sandboxes(self) -> list[str]:
+        """Tear down the network of remembered sandboxes that name no pod and whose
+        container is gone, and forget them: no pod's teardown would ever reach them and
+        their IPs would leak. Returns their IDs. Runtimes that keep no such memory of
+        their own (a CRI runtime tears down its sandboxes itself) have none."""
+        return []
+
     async def close(self) -> None:
         return None

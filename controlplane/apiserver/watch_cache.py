@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -33,7 +34,8 @@ from .store import Compacted, Store, StoreWrapper, WatchEvent, WatchLost
 log = logging.getLogger("kubeling.apiserver")
 Matcher = Callable[[dict[str, Any]], bool]
 
-WINDOW = 10_000          # events kept per resource for watches that resume
+WINDOW = 10_000          # events kept per resource for watches that resume, at most
+WINDOW_AGE = 75.0        # seconds an event stays in the window (kube-apiserver's eventFreshDuration)
 WATCHER_BACKLOG = 10_000  # events queued for one watcher before it is ended as too slow
 CATCH_UP = 3.0           # how long a read waits for the cache to reach a revision
 PROGRESS_INTERVAL = 5.0  # how often idle watchers learn the cache's revision (bookmarks)
@@ -104,7 +106,8 @@ class Cacher:
     """One resource's objects by key, the recent events, and the watchers."""
 
     def __init__(self, inner: Store, prefix: str, window: int = WINDOW,
-                 backlog: int = WATCHER_BACKLOG, type_meta: dict[str, str] | None = None) -> None:
+                 backlog: int = WATCHER_BACKLOG, type_meta: dict[str, str] | None = None,
+                 window_age: float = WINDOW_AGE, clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.prefix = prefix
         # kind and apiVersion, put on each object once as it enters the cache rather than
@@ -120,8 +123,15 @@ class Cacher:
         # False from a broken etcd watch until the resumed one delivers: meanwhile a LIST
         # cannot know the cache is current, so etcd answers it.
         self.live = False
+        # The window is bounded by count and by age, as kube-apiserver's: by count alone a
+        # busy resource's window holds a whole old version of thousands of objects long
+        # after any watcher could still want them, and the apiserver's memory grows until
+        # it is full; by age its memory follows the rate of change.
         self._window: deque[WatchEvent] = deque()
+        self._stamps: deque[float] = deque()   # when each event of the window arrived
         self._window_size = window
+        self._window_age = window_age
+        self._clock = clock
         self._backlog = backlog
         self._watchers: set[CacheWatch] = set()
         self._advanced = asyncio.Event()
@@ -180,6 +190,7 @@ class Cacher:
         self.objects = {key: self._typed(obj) for key, obj in items}
         self._sorted_keys = None
         self._window.clear()
+        self._stamps.clear()
         self.revision = self.oldest = revision
         self.unlisted = False
         self.live = True
@@ -205,8 +216,8 @@ class Cacher:
             obj = self.objects[ev.key] = self._typed(ev.obj)
         ev = WatchEvent(ev.type, ev.key, obj, prev, ev.revision)
         self._window.append(ev)
-        if len(self._window) > self._window_size:
-            self.oldest = self._window.popleft().revision
+        self._stamps.append(self._clock())
+        self._prune()
         self.revision = ev.revision
         for w in list(self._watchers):
             if w.wants(ev):
@@ -215,6 +226,14 @@ class Cacher:
                     continue
                 w.push(ev)
         self._signal()
+
+    def _prune(self) -> None:
+        """Drop the window's events beyond its size or older than its age; `oldest` moves
+        with them, so a watch from before it gets 410 and lists again."""
+        too_old = self._clock() - self._window_age
+        while self._window and (len(self._window) > self._window_size or self._stamps[0] < too_old):
+            self.oldest = self._window.popleft().revision
+            self._stamps.popleft()
 
     def _signal(self) -> None:
         self._advanced.set()
@@ -227,6 +246,7 @@ class Cacher:
     async def _tell_progress(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
+            self._prune()   # a resource that stopped changing lets its history go too
             for w in self._watchers:
                 w.advance(self.revision)
 

@@ -84,6 +84,29 @@ async def test_agent_restart_adopts_pods_and_cleans_up(client, namespace, node):
     assert "Traceback" not in node.log_text()
 
 
+async def test_a_corrupt_checkpoint_of_a_vanished_sandbox_gives_its_ip_back(client, namespace, make_node):
+    """The agent away, the pod force-deleted, its containers removed by hand and its
+    checkpoint corrupted: nothing names the pod any more, yet the agent's next start
+    runs CNI DEL for the sandbox (the IPAM keys on its ID) and forgets it. (Docker alone:
+    the agent keeps the checkpoints for it; under CRI containerd keeps its sandboxes.)"""
+    node = make_node(runtime="docker")
+    await client.create(PODS, pod_manifest("lost", node.name, [
+        {"name": "c", "command": ["sh", "-c", "sleep 3600"]}]), namespace)
+    await wait_pod(client, namespace, "lost", lambda p: condition(p, "Ready") == "True")
+    assert len(node.ipam_files()) == 1
+    [checkpoint] = list((node.agent_root / "sandboxes").glob("*.json"))
+    node.stop_agent(kill=True)
+    await client.delete(PODS, "lost", namespace, grace_period=0)
+    node.docker("rm", "-f", *[r["ID"] for r in node.containers()])
+    checkpoint.write_bytes(checkpoint.read_bytes()[:25])   # a write cut short
+    node.start_agent()
+    await wait_until(lambda: node.ipam_files() == [], 30, "the IP of the corrupt checkpoint's sandbox released")
+    await wait_until(lambda: not checkpoint.exists(), 10, "the corrupt checkpoint forgotten")
+    assert node.containers() == []
+    assert "released its network" in node.log_text()
+    assert "Traceback" not in node.log_text()
+
+
 _AGENT_TLS: list = []  # the apiserver's kubelet client TLS context, set by the test
 
 

@@ -65,6 +65,45 @@ async def test_a_watch_replays_the_window_and_is_compacted_past_it(stores):
         await next_event(cached.watch(ROOT, start))
 
 
+async def test_the_window_lets_events_go_by_age_as_well_as_by_count(monkeypatch):
+    monkeypatch.setattr(watch_cache, "PROGRESS_INTERVAL", 0.05)
+    now = [1000.0]
+    inner = MemoryStore()
+    cacher = watch_cache.Cacher(inner, ROOT, window=100, window_age=75.0, clock=lambda: now[0])
+    cacher.start()
+    try:
+        await asyncio.wait_for(cacher.ready.wait(), 2)
+        old = [int((await inner.create(ROOT + f"old/{i}", cm(str(i))))["metadata"]["resourceVersion"]) for i in range(3)]
+        assert await cacher.wait_for(old[-1])
+        now[0] += 60.0
+        new = int((await inner.create(ROOT + "new/0", cm("0")))["metadata"]["resourceVersion"])
+        assert await cacher.wait_for(new)
+        # 60 s on, all four are still there: a watch from the first replays them all.
+        w = cacher.watch(ROOT, old[0])
+        assert [(await next_event(w)).key for _ in range(4)][-1] == ROOT + "new/0"
+        await w.aclose()
+        # 80 s after the first three they go, although far under the count: the resource
+        # is idle, and the next tick prunes. A watch from before them is told to relist.
+        now[0] += 20.0
+        await asyncio.wait_for(_until(lambda: cacher.oldest >= old[-1]), 2)
+        with pytest.raises(Compacted):
+            await next_event(cacher.watch(ROOT, old[1]))
+        w = cacher.watch(ROOT, old[-1] + 1)
+        assert (await next_event(w)).key == ROOT + "new/0"
+        await w.aclose()
+        # ... and once the last one is old too, the window is empty and holds nothing stale.
+        now[0] += 80.0
+        await asyncio.wait_for(_until(lambda: cacher.oldest == new), 2)
+        assert len(cacher._window) == 0
+    finally:
+        await cacher.stop()
+
+
+async def _until(cond) -> None:
+    while not cond():
+        await asyncio.sleep(0.01)
+
+
 async def test_a_list_holds_every_write_made_before_it(stores):
     inner, cached = stores
     await cached.list(ROOT)
