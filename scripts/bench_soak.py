@@ -87,6 +87,7 @@ def is_ready(p: dict) -> bool:
 @dataclass
 class Cluster:
     base: Path
+    runtime: str = "docker"
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     node: TestNode | None = None
     api: object = None
@@ -106,6 +107,8 @@ class Cluster:
         out = {name: p.pid for name, p in self.procs.items() if name in COMPONENTS}
         out["agent"] = self.node.agent_proc.pid
         out["proxy"] = self.node.proxy_proc.pid
+        if self.node.containerd is not None:
+            out["containerd"] = self.node.containerd.proc.pid
         return out
 
     def up(self) -> None:
@@ -122,16 +125,17 @@ class Cluster:
         self.procs["apiserver"] = api_proc
         kc = str(self.api.kubeconfig)
         port = int(self.api.url.rsplit(":", 1)[1])
-        self.node = node = TestNode(port, self.api.token, POD_CIDR, runtime="docker")
-        progress(f"making test node {node.name}")
-        node.create()
-        # The node's cni-daemon listens on a socket of the node's own (the agent hands its path to the
-        # plugins); it runs in the node's netns, where the bridge and the veths' root ends live.
+        self.node = node = TestNode(port, self.api.token, POD_CIDR, runtime=self.runtime)
+        # The node's cni-daemon listens on a socket of the node's own (the agent, or containerd,
+        # hands its path to the plugins); it runs in the node's netns, where the bridge and the
+        # veths' root ends live. Set before the node starts its containerd, which inherits it.
         self.cni_socket = str(node.run_dir / "cni.sock")
+        os.environ["KUBELING_CNI_SOCKET"] = self.cni_socket
+        progress(f"making test node {node.name} ({self.runtime})")
+        node.create()
         self.spawn("cni-daemon", ["nsenter", f"--net={node.netns_path}", sys.executable, "-m", "cni.daemon",
                                   "--socket", self.cni_socket, "--debug"])
         wait_for(lambda: os.path.exists(self.cni_socket), 30, "the cni-daemon's socket")
-        os.environ["KUBELING_CNI_SOCKET"] = self.cni_socket  # inherited by the agent
         self.spawn("controller-manager", [sys.executable, "-m", "controlplane.controllers", "--kubeconfig", kc,
                                           "--metrics-port", "0"])
         self.spawn("scheduler", [sys.executable, "-m", "controlplane.scheduler", "--kubeconfig", kc,
@@ -158,7 +162,10 @@ class Cluster:
         problems: list[str] = []
         if self.node is not None:
             # The node's logs outlive it, beside the others.
-            for f in (self.node.agent_log, self.node.proxy_log, self.node.dockerd_log):
+            logs = [self.node.agent_log, self.node.proxy_log, self.node.dockerd_log]
+            if self.node.containerd is not None:
+                logs.append(self.node.containerd.log)
+            for f in logs:
                 if f.exists():
                     shutil.copy(f, self.base / f.name)
             for name in ("dns", "cni-daemon"):
@@ -456,7 +463,7 @@ async def run(cluster: Cluster, cycles: int, warmup: int, every: int, max_second
 
 def judge(doc: dict) -> list[Check]:
     checks = []
-    for name in COMPONENTS:
+    for name in doc["start"]:
         s, e = doc["start"][name], doc["end"][name]
         checks.append(judge_growth(f"{name} RSS KiB", s["rss_kb"], e["rss_kb"]))
         checks.append(judge_growth(f"{name} fds", s["fds"], e["fds"], slack=FD_SLACK))
@@ -489,11 +496,13 @@ def main() -> None:
                     "(default: about 20 lines in all)")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop measuring after this long (0: no limit)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the components' logs even on PASS")
+    ap.add_argument("--runtime", choices=["docker", "containerd"], default="docker",
+                    help="the node's container runtime (containerd: through CRI, its RSS measured too)")
     a = ap.parse_args()
     warmup = warmup_cycles(a.cycles, a.warmup_pct)
     every = a.progress_every or max(1, (a.cycles - warmup) // 20)
     base = Path(tempfile.mkdtemp(prefix="kubeling-bench-soak-"))
-    cluster = Cluster(base)
+    cluster = Cluster(base, a.runtime)
     doc: dict = {}
     problems: list[str] = []
     try:
@@ -533,7 +542,8 @@ def main() -> None:
             "passed": s["passed"], "failed": s["failed"], "errors": len(doc["errors"]),
             "cni_daemon_calls": daemon_calls,
             "etcd_events": [doc["keys_start"].get("events", 0), doc["keys_end"].get("events", 0)],
-            "components": {k: {"start": doc["start"][k], "end": doc["end"][k]} for k in COMPONENTS},
+            "runtime": a.runtime,
+            "components": {k: {"start": doc["start"][k], "end": doc["end"][k]} for k in doc["start"]},
             "node": {k: [doc["node_start"][k], doc["node_end"][k]] for k in doc["node_start"] if not k.startswith("_")},
             "rss_kb_series": doc["rss_series"], "tracebacks": tracebacks, "logs": str(base) if keep else None})
     sys.exit(0 if s["passed"] else 1)

@@ -57,9 +57,11 @@ def _everything(_: dict[str, Any]) -> bool:
 # A watch cache hands one object to every watcher: a thousand watchers with field selectors
 # (each node's agent: spec.nodeName=...) would compute its fields a thousand times. Objects
 # from the store are never changed (store.py), so their fields are kept by identity; the
-# entry holds the object, so its id cannot be reused while it is there.
+# entry holds the object, so its id cannot be reused while it is there. Those watchers ask in a
+# row, as one event is handed out: a few entries serve them, and more would only keep old
+# versions of objects alive: 4,096 of them grew the apiserver by 40 MiB over a soak's 800 cycles.
 _FIELDS: collections.OrderedDict[int, tuple[dict[str, Any], dict[str, str]]] = collections.OrderedDict()
-_FIELDS_KEPT = 4096
+_FIELDS_KEPT = 64
 
 
 def _fields_of(res: Resource, obj: dict[str, Any]) -> dict[str, str]:
