@@ -39,6 +39,24 @@ def warmup_cycles(cycles: int, pct: float = 5.0, minimum: int = 3) -> int:
     return max(0, min(cycles - 1, max(minimum, round(cycles * pct / 100))))
 
 
+def ends_of(series: list[dict[str, int]], name: str, share: float = 0.2) -> tuple[float, float]:
+    """A component's level at the start and at the end of the measured cycles: the median of the
+    samples in the first and in the last `share` of the series (at least one each). Memory that
+    saws up and down with a periodic task (etcd's compaction and snapshot every minute, a garbage
+    collection) is then judged by its level, not by where in its tooth one sample fell."""
+    values = [s[name] for s in series if name in s]
+    if not values:
+        raise ValueError(f"no samples of {name}")
+    k = max(1, round(len(values) * share))
+    return _median(values[:k]), _median(values[-k:])
+
+
+def _median(values: list[int]) -> float:
+    v = sorted(values)
+    mid = len(v) // 2
+    return float(v[mid]) if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 def judge_growth(item: str, start: float, end: float, limit_pct: float = GROWTH_LIMIT_PCT,
                  slack: float = 0) -> Check:
     """Passes when the value grew by less than limit_pct % (or by at most `slack` in absolute terms)."""

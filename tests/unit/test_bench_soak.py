@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from soak_report import (conntrack_live, growth_pct, judge_growth, judge_leftover, render,  # noqa: E402
+from soak_report import (conntrack_live, ends_of, growth_pct, judge_growth, judge_leftover, render,  # noqa: E402
                          rules_added, summary, warmup_cycles)
 
 
@@ -106,3 +106,18 @@ def test_render_and_summary_say_which_item_failed():
     s = summary(checks)
     assert s["passed"] is False and s["failed"] == ["node veths"]
     assert s["checks"][0]["growth_pct"] == 1.4
+
+
+def test_the_ends_are_the_medians_of_the_first_and_last_fifths():
+    # A sawtooth with no trend: single samples at a trough and at a crest look like +13 %.
+    teeth = [53, 58, 60, 56, 59, 60, 57, 58, 60, 59, 56, 60, 58, 57, 59]
+    saw = [{"cycle": i, "etcd": v} for i, v in enumerate(teeth)]
+    assert not judge_growth("etcd", saw[0]["etcd"], saw[-1]["etcd"]).passed
+    start, end = ends_of(saw, "etcd")   # the first three and the last three
+    assert (start, end) == (58, 58) and judge_growth("etcd", start, end).passed
+    # Steady growth still shows: 100 -> 150 over the run.
+    grow = [{"cycle": i, "api": 100 + 5 * i} for i in range(11)]
+    start, end = ends_of(grow, "api")
+    assert (start, end) == (102.5, 147.5) and not judge_growth("api", start, end).passed
+    # A component sampled once at each end (a short run) is judged by those two.
+    assert ends_of([{"x": 10}, {"x": 12}], "x") == (10, 12)
