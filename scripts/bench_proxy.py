@@ -209,14 +209,9 @@ def floor_ms(mode: str, ports: list[ServicePort], eps: dict, uplink: Uplink,
             # Hooked as the proxy hooks them (rules.JUMPS): with the chains reachable from the
             # built-in ones the kernel validates the jumps of the whole table at each commit,
             # which is most of what a change costs at 10k services; unhooked it would not.
-            ipt = f"iptables-{detect_backend()}"
-            for (table, parent), targets in rules.JUMPS.items():
-                for target in reversed(targets):
-                    subprocess.run(["nsenter", f"--net={empty.path}", ipt, "-w", "-t", table, "-N", target],
-                                   capture_output=True)
-                    spec = rules.jump_rule(parent, target)
-                    subprocess.run(["nsenter", f"--net={empty.path}", ipt, "-w", "-t", table, "-I", spec[0], "1",
-                                    *spec[1:]], check=True, capture_output=True)
+            subprocess.run(["nsenter", f"--net={empty.path}", sys.executable, "-c",
+                            "from agent.proxy.iptables import Iptables; Iptables().ensure_jumps()"],
+                           cwd=REPO, check=True, capture_output=True)
         t0 = time.monotonic()
         for text in texts:
             write(text)

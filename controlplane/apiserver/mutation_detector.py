@@ -61,8 +61,6 @@ class MutationDetectingStore(StoreWrapper):
                 log.error("store object mutated after it left the store: %s", f)
             raise StoreObjectMutated(found[0])
 
-
-
     async def get(self, key: str) -> dict[str, Any] | None:
         self.check()
         obj = await self.inner.get(key)
@@ -92,9 +90,6 @@ class MutationDetectingStore(StoreWrapper):
     async def delete(self, key: str, revision: int, releases: tuple[str, ...] = ()) -> int:
         self.check()
         return await self.inner.delete(key, revision, releases)
-
-
-
 
     def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
               match: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[WatchEvent]:

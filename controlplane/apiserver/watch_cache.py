@@ -215,9 +215,10 @@ class Cacher:
                 self._sorted_keys = None
             obj = self.objects[ev.key] = self._typed(ev.obj)
         ev = WatchEvent(ev.type, ev.key, obj, prev, ev.revision)
+        now = self._clock()
         self._window.append(ev)
-        self._stamps.append(self._clock())
-        self._prune()
+        self._stamps.append(now)
+        self._prune(now)
         self.revision = ev.revision
         for w in list(self._watchers):
             if w.wants(ev):
@@ -227,10 +228,10 @@ class Cacher:
                 w.push(ev)
         self._signal()
 
-    def _prune(self) -> None:
+    def _prune(self, now: float) -> None:
         """Drop the window's events beyond its size or older than its age; `oldest` moves
         with them, so a watch from before it gets 410 and lists again."""
-        too_old = self._clock() - self._window_age
+        too_old = now - self._window_age
         while self._window and (len(self._window) > self._window_size or self._stamps[0] < too_old):
             self.oldest = self._window.popleft().revision
             self._stamps.popleft()
@@ -246,7 +247,7 @@ class Cacher:
     async def _tell_progress(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
-            self._prune()   # a resource that stopped changing lets its history go too
+            self._prune(self._clock())   # a resource that stopped changing lets its history go too
             for w in self._watchers:
                 w.advance(self.revision)
 
@@ -374,8 +375,6 @@ class CachedStore(StoreWrapper):
             await c.stop()
         await self.inner.close()
 
-
-
     async def list(self, prefix: str) -> tuple[list[dict[str, Any]], int]:
         c = self.cacher(prefix)
         # A cache whose etcd watch broke cannot tell it is current: etcd answers until it
@@ -400,9 +399,6 @@ class CachedStore(StoreWrapper):
         rev = await self.inner.delete(key, revision, releases)
         self._wrote(key, rev)
         return rev
-
-
-
 
     def watch(self, prefix: str, start_revision: int, stop: asyncio.Event | None = None,
               match: Matcher | None = None) -> AsyncIterator[WatchEvent]:

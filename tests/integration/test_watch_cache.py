@@ -33,7 +33,6 @@ def cached_apiserver(isolated_etcd, tmp_path_factory):
     assert "Traceback" not in api.log.read_text(), api.log.read_text()[-4000:]
 
 
-
 async def test_many_api_watches_share_one_etcd_watch_and_all_get_each_change(cached_apiserver, isolated_etcd):
     api = cached_apiserver
     async with Client(api.url, api.token) as c:

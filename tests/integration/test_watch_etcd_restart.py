@@ -110,7 +110,6 @@ class RawWatch:
         return [ln["object"]["metadata"].get("name") for ln in self.lines if ln["type"] == "ADDED"]
 
 
-
 class Seen:
     """An informer on the pods of NS, recording the names it was told about."""
 

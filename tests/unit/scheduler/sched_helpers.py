@@ -72,14 +72,4 @@ def pod(name: str = "p", **kw: Any) -> PodInfo:
     return pod_info(pod_obj(name, **kw))
 
 
-BOUND = 5.0
-
-
-async def eventually(check: Any, what: str, timeout: float = BOUND) -> None:
-    """Bounded wait (asyncio) until check() holds; these tests' events are all in-process."""
-    import asyncio
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+BOUND = 5.0  # these tests' events are all in-process

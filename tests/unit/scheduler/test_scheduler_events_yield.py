@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from sched_helpers import BOUND, eventually, pod_obj
+from sched_helpers import BOUND, pod_obj
 
 from controlplane.scheduler.events import EventRecorder
 from controlplane.scheduler.scheduler import Scheduler
-
+from tests.conftest import eventually
 
 
 class SlowClient:
@@ -41,7 +41,6 @@ class SlowClient:
         self.bindings.append(name)
 
 
-
 @pytest.mark.parametrize("quiet_before", [False, True], ids=["busy-from-start", "busy-after-idle-writers"])
 async def test_one_writer_while_not_quiet_all_once_quiet(quiet_before: bool) -> None:
     client = SlowClient()
@@ -56,13 +55,13 @@ async def test_one_writer_while_not_quiet_all_once_quiet(quiet_before: bool) -> 
         happened = datetime(2030, 1, 2, 3, 4, 5, 600000, tzinfo=timezone.utc)
         for i in range(8):
             rec.record(pod_obj(f"p{i}"), "Normal", "Scheduled", "Binding", f"assigned p{i}", at=happened)
-        await eventually(lambda: client.in_flight == 1, "the one writer")
+        await eventually(lambda: client.in_flight == 1, BOUND, "the one writer")
         await asyncio.sleep(0.1)  # room for a second writer, if one were wrongly let through
         assert client.most_in_flight == 1
         quiet.set()
-        await eventually(lambda: client.in_flight == 4, "every writer")
+        await eventually(lambda: client.in_flight == 4, BOUND, "every writer")
         client.release.set()
-        await eventually(lambda: len(client.created) == 8, "every event written")
+        await eventually(lambda: len(client.created) == 8, BOUND, "every event written")
         assert rec.dropped == 0
         assert {e["eventTime"] for e in client.created} == {"2030-01-02T03:04:05.600000Z"}
     finally:
@@ -77,7 +76,7 @@ async def test_the_scheduler_is_quiet_only_with_no_binding_in_flight() -> None:
     assert quiet is not None and quiet.is_set()
     info = type("Info", (), {"namespace": "default", "name": "p", "uid": "u"})()
     posts = [asyncio.create_task(s._post_binding(info, "n1")) for _ in range(2)]
-    await eventually(lambda: s._bindings_in_flight == 2, "two bindings in flight")
+    await eventually(lambda: s._bindings_in_flight == 2, BOUND, "two bindings in flight")
     assert not quiet.is_set()
     client.binding_release.set()
     await asyncio.wait_for(asyncio.gather(*posts), BOUND)

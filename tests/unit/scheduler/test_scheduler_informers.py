@@ -9,9 +9,9 @@ from typing import Any
 
 from controlplane.scheduler.scheduler import ACTIVE_PODS, NODES, PODS, Scheduler
 from kubeling.shared_informers import SharedInformers
+from tests.conftest import eventually
 
-from sched_helpers import BOUND, eventually, node_obj, pod_obj
-
+from sched_helpers import BOUND, node_obj, pod_obj
 
 
 class FakeClient:
@@ -46,7 +46,6 @@ def with_meta(obj: dict[str, Any], uid: str) -> dict[str, Any]:
     return obj
 
 
-
 async def test_scheduler_on_a_shared_factory() -> None:
     client = FakeClient({"nodes": [with_meta(node_obj("n1"), "node-1")],
                          "pods": [with_meta(pod_obj("p1"), "pod-1")]})
@@ -62,9 +61,9 @@ async def test_scheduler_on_a_shared_factory() -> None:
     try:
         await asyncio.wait_for(s.start(), BOUND)
         assert s.cache.nodes["n1"].node is not None  # synced: the handler has seen the list
-        await eventually(lambda: client.bindings == [("default", "p1", "n1")], "the pod bound")
+        await eventually(lambda: client.bindings == [("default", "p1", "n1")], BOUND, "the pod bound")
         assert other_nodes == ["n1"]
-        await eventually(lambda: sum(c[0] == "watch" for c in client.calls) == 3, "the watches")
+        await eventually(lambda: sum(c[0] == "watch" for c in client.calls) == 3, BOUND, "the watches")
         assert sorted(client.calls) == sorted([
             ("list", "nodes", ""), ("watch", "nodes", ""),
             ("list", "pods", ACTIVE_PODS), ("watch", "pods", ACTIVE_PODS),
