@@ -162,7 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     daemon.start()
     log.info("serving on %s", opts.socket)
     print("ready", flush=True)  # lets a supervisor or test know the socket is live
-    done.wait()
+    # Not a bare done.wait(): the kernel may hand SIGTERM to a request thread, and a main thread
+    # blocked in an untimed lock wait is not woken to run the handler (a restart under load
+    # waited 60 s for it). Waking now and then lets the handler run within that time.
+    while not done.wait(0.2):
+        pass
     log.info("stopping")
     daemon.stop(timeout=30)
 

@@ -1,8 +1,10 @@
 """50 ADDs at once, and a daemon restart in the middle of a run."""
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import os
+import platform
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,7 @@ import pytest
 from conftest import bridge_conf, in_pod, ping
 
 pytestmark = pytest.mark.e2e
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}[platform.machine()]
 
 
 def test_50_concurrent_adds_get_50_distinct_working_ips(node, daemon, bridge, subnet, tmp_path):
@@ -101,3 +104,16 @@ def test_daemon_killed_during_add_asks_runtime_to_retry(node, daemon, bridge, su
     assert node.pod_rules() == []
     node.cleanup_network(bridge, "kc-net", str(tmp_path / "ipam"))
     daemon.start()  # leave it running for the fixture's own checks
+
+
+def test_sigterm_taken_by_another_thread_still_stops_the_daemon(daemon):
+    """The kernel may hand a SIGTERM sent to the daemon to any of its threads (under load, a
+    request thread). Sent here to the acceptor thread alone (tgkill), it must still stop the
+    daemon: a main thread asleep in an untimed wait was never woken to run the handler."""
+    pid = daemon.proc.pid
+    others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    assert others, "the daemon runs its acceptor in a thread of its own"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(SYS_TGKILL, pid, others[0], signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
+    assert daemon.proc.wait(20) == 0
+    daemon.proc.stdout.close()
